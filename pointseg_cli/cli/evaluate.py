@@ -1,0 +1,10 @@
+"""`pointseg evaluate` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+from pointseg_cli.errors import PointsegError
+
+
+def command() -> None:
+    """Not available yet in this build."""
+    raise PointsegError("'pointseg evaluate' is not available yet in this build")
