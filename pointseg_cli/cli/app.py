@@ -91,6 +91,6 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except Exception:  # an unexpected internal error: exit 1 with the traceback on stderr
+    except Exception:  # noqa: BLE001 - an unexpected internal error: exit 1 with the traceback
         err_console.print_exception(show_locals=False)
         sys.exit(1)
