@@ -26,3 +26,48 @@ def test_every_command_help_has_an_example(runner):
         res = runner.invoke(app, [name, "--help"], terminal_width=200)
         assert res.exit_code == 0, (name, res.output)
         assert "Example" in res.output and f"pointseg {name} " in res.output, f"{name} --help shows no example"
+
+
+def _app_with(cmd):
+    import typer
+
+    from pointseg_cli.cli.app import PointsegGroup, root
+
+    test_app = typer.Typer(cls=PointsegGroup)
+    test_app.callback()(root)
+    test_app.command("boom")(cmd)
+    test_app.command("other")(lambda: None)
+    return test_app
+
+
+def test_pointseg_error_is_one_red_line_and_exit_2(runner):
+    from pointseg_cli.errors import InputError
+
+    def boom() -> None:
+        raise InputError("points file has 3-D coordinates but image 'a.tif' is 2-D (5, 5)")
+
+    res = runner.invoke(_app_with(boom), ["boom"])
+    assert res.exit_code == 2
+    assert "3-D coordinates" in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_debug_shows_the_exception(runner):
+    from pointseg_cli.errors import InputError
+
+    def boom() -> None:
+        raise InputError("bad")
+
+    res = runner.invoke(_app_with(boom), ["--debug", "boom"])
+    assert isinstance(res.exception, InputError)
+
+
+def test_batch_error_exits_1(runner):
+    from pointseg_cli.errors import BatchError
+
+    def boom() -> None:
+        raise BatchError(2, 5)
+
+    res = runner.invoke(_app_with(boom), ["boom"])
+    assert res.exit_code == 1
+    assert "2 of 5 inputs failed" in res.stderr
