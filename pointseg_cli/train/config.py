@@ -1,0 +1,211 @@
+"""`TrainConfig`: every setting of a training run, validated, saved as ``config.json`` in the run dir.
+
+β defaults (``beta_bg=1.0``, ``beta_obj=0.5``): the issue requires β_background > β_object so
+that the spread-out objectness does not pull whole cells' surroundings into the object class.
+The ratio 2:1 was chosen on the BBBC007 validation split (docs/training.md lists the runs);
+treat it as a starting point, not a tuned optimum for other data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pointseg_cli.errors import ConfigError, check_choice
+
+ARCHS = ("fpn", "unet3d")
+ENCODERS = ("resnet18", "resnet34", "resnet50")
+LOSS_TERMS = ("pce", "img", "obj")
+OBJECTNESS_KINDS = ("paper", "gauss", "dir")
+OBJECTNESS_MODES = ("paper", "geodesic")
+SUPERVISION = ("points", "masks")
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Paper defaults per spatial dimensionality: crop (spatial) and batch size.
+DEFAULT_CROP = {2: (128, 128), 3: (32, 64, 64)}
+DEFAULT_BATCH = {2: 64, 3: 20}
+_DIVISOR = {"fpn": 32, "unet3d": 8}
+_NDIM = {"fpn": 2, "unet3d": 3}
+
+
+def _default_normalization() -> dict[str, Any]:
+    return {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": True}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training run (see ``pointseg train --help`` for each option).
+
+    ``crop`` and ``batch_size`` left as ``None`` take the paper's defaults for ``ndim``
+    (2D 128×128 / 64, 3D 32×64×64 / 20). ``lambdas`` are (λ_point, λ_obj, λ_img).
+    """
+
+    arch: str = "fpn"
+    encoder: str = "resnet50"
+    base_filters: int = 64
+    filter_growth: int = 1
+    ndim: int = 2
+    channels: int = 1
+    classes: tuple[str, ...] = ("object",)
+    crop: tuple[int, ...] | None = None
+    batch_size: int | None = None
+    lr: float = 1e-3
+    epochs: int = 50
+    steps_per_epoch: int = 50
+    max_steps: int | None = None
+    losses: tuple[str, ...] = ("pce", "img", "obj")
+    lambdas: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    bg_weight: float = 0.1
+    point_radius: int = 0
+    beta_bg: float = 1.0
+    beta_obj: float = 0.5
+    objectness: str = "paper"
+    objectness_dir: str | None = None
+    w: float = 10.0
+    objectness_mode: str = "paper"
+    connectivity: int = 1
+    gauss_sigma: float = 5.0
+    supervision: str = "points"
+    masks_dir: str | None = None
+    val_masks_dir: str | None = None
+    normalization: dict[str, Any] = field(default_factory=_default_normalization)
+    axes: str | None = None
+    seed: int = 0
+    val_fraction: float = 0.2
+    val_images: tuple[str, ...] = ()
+    device: str = "auto"
+    amp: bool = True
+    augment: bool = True
+    lr_patience: int = 5
+    lr_factor: float = 0.5
+    prefetch: int = 4
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("encoder", self.encoder, ENCODERS)
+        check_choice("objectness", self.objectness, OBJECTNESS_KINDS)
+        check_choice("objectness mode", self.objectness_mode, OBJECTNESS_MODES)
+        check_choice("supervision", self.supervision, SUPERVISION)
+        check_choice("device", self.device, DEVICES)
+        if self.ndim != _NDIM[self.arch]:
+            raise ConfigError(
+                f"arch {self.arch!r} trains on {_NDIM[self.arch]}-D images; the images are {self.ndim}-D"
+            )
+        _positive_int("base_filters", self.base_filters)
+        if self.filter_growth not in (1, 2):
+            raise ConfigError(f"filter_growth must be 1 or 2; got {self.filter_growth}")
+        _positive_int("channels", self.channels)
+        classes = tuple(str(c) for c in self.classes)
+        if not classes or len(set(classes)) != len(classes) or any(not c for c in classes):
+            raise ConfigError(f"classes must be a non-empty list of distinct names; got {list(classes)}")
+        set_(self, "classes", classes)
+        crop = DEFAULT_CROP[self.ndim] if self.crop is None else tuple(int(c) for c in self.crop)
+        div = _DIVISOR[self.arch]
+        if len(crop) != self.ndim or any(c < div or c % div for c in crop):
+            raise ConfigError(
+                f"crop must have {self.ndim} sizes, each a positive multiple of {div} for {self.arch}; "
+                f"got {list(crop)}"
+            )
+        set_(self, "crop", crop)
+        set_(self, "batch_size", DEFAULT_BATCH[self.ndim] if self.batch_size is None else int(self.batch_size))
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("epochs", self.epochs)
+        _positive_int("steps_per_epoch", self.steps_per_epoch)
+        if self.max_steps is not None:
+            _positive_int("max_steps", self.max_steps)
+        _positive_float("lr", self.lr)
+        losses = tuple(str(t).strip() for t in self.losses)
+        if "pce" not in losses or any(t not in LOSS_TERMS for t in losses) or len(set(losses)) != len(losses):
+            raise ConfigError(
+                f"losses must be pce optionally with img and/or obj (pce | pce,img | pce,obj | pce,img,obj); "
+                f"got {','.join(losses)}"
+            )
+        set_(self, "losses", tuple(t for t in LOSS_TERMS if t in losses))
+        lambdas = tuple(float(v) for v in self.lambdas)
+        if len(lambdas) != 3 or any(not math.isfinite(v) or v < 0 for v in lambdas):
+            raise ConfigError(f"lambdas must be three non-negative numbers (point, obj, img); got {list(lambdas)}")
+        set_(self, "lambdas", lambdas)
+        if not (math.isfinite(self.bg_weight) and self.bg_weight >= 0):
+            raise ConfigError(f"bg_weight must be >= 0; got {self.bg_weight}")
+        if self.point_radius < 0:
+            raise ConfigError(f"point_radius must be >= 0; got {self.point_radius}")
+        _positive_float("beta_bg", self.beta_bg)
+        _positive_float("beta_obj", self.beta_obj)
+        _positive_float("w", self.w)
+        _positive_float("gauss_sigma", self.gauss_sigma)
+        if self.objectness == "dir" and not self.objectness_dir:
+            raise ConfigError("objectness 'dir' needs objectness_dir (a folder of <stem>.objectness.tif)")
+        if self.supervision == "masks" and not self.masks_dir:
+            raise ConfigError("supervision 'masks' needs masks_dir")
+        if self.connectivity < 1 or self.connectivity > self.ndim:
+            raise ConfigError(f"connectivity must be 1..{self.ndim}; got {self.connectivity}")
+        if not (0.0 <= self.val_fraction < 1.0):
+            raise ConfigError(f"val_fraction must be in [0, 1); got {self.val_fraction}")
+        set_(self, "val_images", tuple(str(s) for s in self.val_images))
+        if not isinstance(self.lr_patience, int) or self.lr_patience < 0:
+            raise ConfigError(f"lr_patience must be an integer >= 0; got {self.lr_patience!r}")
+        if not (0.0 < self.lr_factor < 1.0):
+            raise ConfigError(f"lr_factor must be in (0, 1); got {self.lr_factor}")
+        _positive_int("prefetch", self.prefetch)
+        if not isinstance(self.normalization, dict) or "method" not in self.normalization:
+            raise ConfigError(f"normalization must be a dict with a 'method'; got {self.normalization!r}")
+
+    @property
+    def divisor(self) -> int:
+        """Spatial sizes given to the network must be multiples of this."""
+        return _DIVISOR[self.arch]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown training config keys {unknown}; expected a subset of {sorted(names)}")
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kw)
+
+    def to_json(self, path: str | Path) -> Path:
+        """Write ``config.json`` atomically."""
+        from pointseg_cli.io.images import atomic_output
+
+        path = Path(path)
+        with atomic_output(path) as tmp:
+            Path(tmp).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        """Read a ``config.json`` written by :meth:`to_json`."""
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read training config {path}: expected JSON, got {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"training config {path} must hold a JSON object; got {type(data).__name__}")
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d.update(changes)
+        return TrainConfig(**d)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _positive_float(name: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number; got {value!r}")

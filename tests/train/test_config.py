@@ -1,0 +1,49 @@
+"""TrainConfig validation and JSON round trip."""
+
+from __future__ import annotations
+
+import pytest
+
+from pointseg_cli.errors import ConfigError
+from pointseg_cli.train.config import TrainConfig
+
+
+def test_defaults_follow_paper() -> None:
+    c2 = TrainConfig()
+    assert c2.crop == (128, 128) and c2.batch_size == 64
+    c3 = TrainConfig(arch="unet3d", ndim=3)
+    assert c3.crop == (32, 64, 64) and c3.batch_size == 20 and c3.divisor == 8
+    assert c2.beta_bg > c2.beta_obj
+
+
+def test_json_round_trip(tmp_path) -> None:
+    c = TrainConfig(classes=("a", "b"), losses=("obj", "pce"), crop=(64, 96), val_images=("x",))
+    assert c.losses == ("pce", "obj")  # canonical order
+    path = c.to_json(tmp_path / "config.json")
+    assert TrainConfig.from_json(path) == c
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"arch": "vit"}, "arch must be one of fpn, unet3d; got 'vit'"),
+        ({"arch": "unet3d"}, "trains on 3-D images; the images are 2-D"),
+        ({"crop": (100, 128)}, "multiple of 32"),
+        ({"losses": ("img",)}, "losses must be pce"),
+        ({"losses": ("pce", "foo")}, "losses must be pce"),
+        ({"lambdas": (1.0, -1.0, 1.0)}, "lambdas"),
+        ({"classes": ()}, "classes"),
+        ({"objectness": "dir"}, "objectness_dir"),
+        ({"val_fraction": 1.0}, "val_fraction"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"device": "tpu"}, "device must be one of"),
+    ],
+)
+def test_invalid_values_raise_config_error(kw: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**kw)
+
+
+def test_unknown_key_rejected() -> None:
+    with pytest.raises(ConfigError, match="unknown training config keys"):
+        TrainConfig.from_dict({"arch": "fpn", "bogus": 1})
