@@ -1,0 +1,190 @@
+"""Numba kernels for seeded region growing on flat, padded arrays.
+
+Nothing here validates its inputs; :mod:`pointseg_cli.objectness.grow` does that, pads and
+ravels. Shared preconditions of the growing kernels:
+
+- ``image`` is float32 ``(P, C)``: the padded image raveled over its spatial axes, channels last.
+- ``regions`` is int32 ``(P,)``: ``-1`` on the one-voxel sentinel border, ``0`` everywhere else.
+  Because every border voxel is ``-1``, neighbour look-ups ``p + offsets[k]`` from an interior
+  voxel never leave the array and need no bounds tests.
+- ``dist`` is float64 ``(P,)``, filled with ``inf``.
+- ``offsets`` (int64) are the flat neighbour displacements in visiting order; ``weights``
+  (float64) multiply the intensity cost of a step along the matching offset.
+- ``seeds`` (int64) are distinct interior flat indices; ``seed_labels`` (int32) their region ids.
+
+The priority queue is a binary min-heap held in three parallel arrays (key, insertion counter,
+node) and ordered on ``(key, counter)`` so that ties pop first-in first-out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _less(k1: float, c1: int, k2: float, c2: int) -> bool:
+    return k1 < k2 or (k1 == k2 and c1 < c2)
+
+
+@njit(cache=True)
+def _push(hkey, hcnt, hnode, size, key, cnt, node):  # noqa: ANN001, ANN202
+    """Insert ``(key, cnt, node)`` at position ``size`` and sift it up. Capacity must suffice."""
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if _less(hkey[parent], hcnt[parent], key, cnt):
+            break
+        hkey[pos] = hkey[parent]
+        hcnt[pos] = hcnt[parent]
+        hnode[pos] = hnode[parent]
+        pos = parent
+    hkey[pos] = key
+    hcnt[pos] = cnt
+    hnode[pos] = node
+
+
+@njit(cache=True)
+def _pop_root(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
+    """Remove the root of a heap holding ``size`` entries (the caller has read it first)."""
+    last = size - 1
+    key = hkey[last]
+    cnt = hcnt[last]
+    node = hnode[last]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= last:
+            break
+        right = child + 1
+        if right < last and _less(hkey[right], hcnt[right], hkey[child], hcnt[child]):
+            child = right
+        if _less(key, cnt, hkey[child], hcnt[child]):
+            break
+        hkey[pos] = hkey[child]
+        hcnt[pos] = hcnt[child]
+        hnode[pos] = hnode[child]
+        pos = child
+    if last > 0:
+        hkey[pos] = key
+        hcnt[pos] = cnt
+        hnode[pos] = node
+
+
+@njit(cache=True, inline="always")
+def _step_cost(image, p, q, weight):  # noqa: ANN001, ANN202
+    c = 0.0
+    for ch in range(image.shape[1]):
+        diff = np.float64(image[q, ch]) - np.float64(image[p, ch])
+        c += diff * diff
+    return weight * c
+
+
+@njit(cache=True)
+def grow_paper(image, regions, dist, offsets, weights, seeds, seed_labels, hkey, hcnt, hnode):  # noqa: ANN001, ANN201
+    """Region growing as in Li, Dey et al.: a voxel is labelled, for good, when first pushed.
+
+    ``hkey`` (float64), ``hcnt`` and ``hnode`` (int32 or int64) need room for every interior
+    voxel, since each one is pushed exactly once. Fills ``regions`` and ``dist`` in place and
+    returns the number of voxels popped.
+    """
+    size = 0
+    counter = 0
+    for i in range(seeds.shape[0]):
+        s = seeds[i]
+        regions[s] = seed_labels[i]
+        dist[s] = 0.0
+        _push(hkey, hcnt, hnode, size, 0.0, counter, s)
+        size += 1
+        counter += 1
+    popped = 0
+    n_off = offsets.shape[0]
+    while size > 0:
+        p = hnode[0]
+        dp = hkey[0]
+        _pop_root(hkey, hcnt, hnode, size)
+        size -= 1
+        popped += 1
+        lab = regions[p]
+        for k in range(n_off):
+            q = p + offsets[k]
+            if regions[q] != 0:
+                continue
+            dq = dp + _step_cost(image, p, q, weights[k])
+            regions[q] = lab
+            dist[q] = dq
+            _push(hkey, hcnt, hnode, size, dq, counter, q)
+            size += 1
+            counter += 1
+    return popped
+
+
+@njit(cache=True)
+def grow_geodesic(image, regions, dist, offsets, weights, seeds, seed_labels, capacity):  # noqa: ANN001, ANN201
+    """Exact multi-source Dijkstra with lazy deletion.
+
+    A voxel takes the region of the neighbour that gives it a strictly shorter distance, so it
+    can be relabelled until it is popped; stale heap entries are skipped when popped. The heap
+    starts with ``capacity`` entries and doubles when full. Returns the number of settled voxels.
+    """
+    cap = max(capacity, seeds.shape[0], 16)
+    hkey = np.empty(cap, np.float64)
+    hcnt = np.empty(cap, np.int64)
+    hnode = np.empty(cap, np.int64)
+    size = 0
+    counter = 0
+    for i in range(seeds.shape[0]):
+        s = seeds[i]
+        regions[s] = seed_labels[i]
+        dist[s] = 0.0
+        _push(hkey, hcnt, hnode, size, 0.0, counter, s)
+        size += 1
+        counter += 1
+    settled = 0
+    n_off = offsets.shape[0]
+    while size > 0:
+        p = hnode[0]
+        dp = hkey[0]
+        _pop_root(hkey, hcnt, hnode, size)
+        size -= 1
+        if dp > dist[p]:
+            continue
+        settled += 1
+        lab = regions[p]
+        for k in range(n_off):
+            q = p + offsets[k]
+            if regions[q] < 0:
+                continue
+            dq = dp + _step_cost(image, p, q, weights[k])
+            if dq < dist[q]:
+                dist[q] = dq
+                regions[q] = lab
+                if size == cap:
+                    cap *= 2
+                    nk = np.empty(cap, np.float64)
+                    nc = np.empty(cap, np.int64)
+                    nn = np.empty(cap, np.int64)
+                    nk[:size] = hkey[:size]
+                    nc[:size] = hcnt[:size]
+                    nn[:size] = hnode[:size]
+                    hkey, hcnt, hnode = nk, nc, nn
+                _push(hkey, hcnt, hnode, size, dq, counter, q)
+                size += 1
+                counter += 1
+    return settled
+
+
+@njit(cache=True)
+def boundary_mask(regions, offsets, out):  # noqa: ANN001, ANN201
+    """Mark voxels with a neighbour in another region (both ids > 0) as 1 in ``out`` (uint8)."""
+    n_off = offsets.shape[0]
+    for p in range(regions.shape[0]):
+        r = regions[p]
+        if r <= 0:
+            continue
+        for k in range(n_off):
+            rq = regions[p + offsets[k]]
+            if rq > 0 and rq != r:
+                out[p] = 1
+                break
+    return out
