@@ -114,7 +114,7 @@ class DemoDataset:
     n_objects: tuple[int, ...]
 
 
-def parse_size(text: str | Sequence[int] | None, *, kind: str) -> tuple[int, ...]:
+def parse_size(text: str | int | Sequence[int] | None, *, kind: str) -> tuple[int, ...]:
     """Parse and validate a size such as ``"64,256,256"`` / ``"64x256x256"`` for ``kind``.
 
     ``None`` gives the default size; a single number is used for every axis.
@@ -123,6 +123,8 @@ def parse_size(text: str | Sequence[int] | None, *, kind: str) -> tuple[int, ...
     ndim = len(DEFAULT_SIZE[kind])
     if text is None:
         return DEFAULT_SIZE[kind]
+    if isinstance(text, (int, np.integer)):
+        text = [int(text)]
     if isinstance(text, str):
         parts = [p for p in text.replace("x", ",").replace("X", ",").split(",") if p.strip()]
         try:
@@ -466,7 +468,7 @@ def generate_demo_data(
     *,
     kind: str,
     n: int = 4,
-    size: Sequence[int] | str | None = None,
+    size: Sequence[int] | int | str | None = None,
     seed: int = 0,
     difficulty: str = "medium",
     progress: ProgressCallback | None = None,

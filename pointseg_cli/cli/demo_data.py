@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pointseg_cli.cli._common import RichProgress, console, get_state
+from pointseg_cli.cli._common import RichProgress, console, get_state, progress_enabled
 from pointseg_cli.demo import DIFFICULTIES, KINDS, generate_demo_data
 
 
 def command(
+    ctx: typer.Context,
     out_dir: Path = typer.Argument(..., help="Folder to write the images, masks and classes.txt into."),
     kind: str = typer.Option(..., "--kind", "-k", help=f"What to generate: {' | '.join(KINDS)}."),
     n: int = typer.Option(4, "--n", "-n", help="Number of images."),
@@ -42,11 +43,13 @@ def command(
 
         pointseg demo-data demo_he --kind 2d-he --n 8 --difficulty hard --seed 1
     """
-    with RichProgress() as progress:
+    # get_state() without ctx finds no context (typer 0.29 vendors its own click), so pass it.
+    state = get_state(ctx)
+    with RichProgress(enabled=progress_enabled(state)) as progress:
         result = generate_demo_data(
             out_dir, kind=kind, n=n, size=size, seed=seed, difficulty=difficulty, progress=progress
         )
-    if get_state().quiet:
+    if state.quiet:
         return
     table = Table(title=f"{result.kind}: {len(result.images)} images in {result.out_dir}")
     table.add_column("image")
