@@ -1,0 +1,141 @@
+"""Model metadata stored in ONNX files (``pointseg.*`` keys of ARCHITECTURE.md).
+
+``segment`` needs no flags to reproduce training-time normalisation, classes and tile size: they
+travel inside the model as ONNX ``metadata_props``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pointseg_cli import __version__
+from pointseg_cli.errors import ModelError
+
+KEYS = ("classes", "ndim", "channels", "normalization", "tile", "divisor", "version")
+PREFIX = "pointseg."
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a segmentation model tells the inference loop about itself.
+
+    Attributes
+    ----------
+    classes : tuple of str
+        Object class names; class id ``i + 1`` is ``classes[i]``, 0 is background.
+    ndim : int
+        Spatial dimensions, 2 or 3.
+    channels : int
+        Input channels ``C``.
+    normalization : dict
+        ``Normalization.to_dict()`` of the training data (plus an optional ``stain`` entry).
+    tile : tuple of int
+        Spatial training crop; the default inference tile.
+    divisor : int
+        Spatial sizes must be multiples of it.
+    version : str
+        pointseg version that exported the model.
+    precision : str
+        ``fp32`` or ``fp16`` (input/output element type of the ONNX graph).
+    """
+
+    classes: tuple[str, ...]
+    ndim: int
+    channels: int
+    normalization: dict[str, Any] = field(default_factory=dict)
+    tile: tuple[int, ...] = ()
+    divisor: int = 1
+    version: str = __version__
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if not self.classes or not all(isinstance(c, str) and c for c in self.classes):
+            raise ModelError(f"model metadata needs a non-empty list of class names; got {self.classes!r}")
+        if self.ndim not in (2, 3):
+            raise ModelError(f"model metadata ndim must be 2 or 3; got {self.ndim}")
+        if self.channels < 1:
+            raise ModelError(f"model metadata channels must be >= 1; got {self.channels}")
+        if len(self.tile) != self.ndim or any(int(t) < 1 for t in self.tile):
+            raise ModelError(f"model metadata tile must have {self.ndim} positive sizes; got {self.tile}")
+        if self.divisor < 1:
+            raise ModelError(f"model metadata divisor must be >= 1; got {self.divisor}")
+        if self.precision not in ("fp32", "fp16"):
+            raise ModelError(f"model precision must be fp32 or fp16; got {self.precision!r}")
+
+    @property
+    def n_outputs(self) -> int:
+        """``K + 1`` output channels (background first)."""
+        return len(self.classes) + 1
+
+    @property
+    def kind(self) -> str:
+        """Registry kind: ``2d-gray``, ``2d-rgb`` or ``3d``."""
+        if self.ndim == 3:
+            return "3d"
+        return "2d-gray" if self.channels == 1 else "2d-rgb"
+
+    def to_props(self) -> dict[str, str]:
+        """ONNX ``metadata_props`` (string values, JSON where structured)."""
+        return {
+            PREFIX + "classes": json.dumps(list(self.classes)),
+            PREFIX + "ndim": str(self.ndim),
+            PREFIX + "channels": str(self.channels),
+            PREFIX + "normalization": json.dumps(self.normalization),
+            PREFIX + "tile": json.dumps(list(self.tile)),
+            PREFIX + "divisor": str(self.divisor),
+            PREFIX + "version": self.version,
+            PREFIX + "precision": self.precision,
+        }
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], *, source: str = "model") -> ModelMetadata:
+        """Parse ``metadata_props``; :class:`ModelError` naming the missing or bad key."""
+        missing = [PREFIX + k for k in KEYS if PREFIX + k not in props]
+        if missing:
+            raise ModelError(
+                f"{source} lacks pointseg metadata {', '.join(missing)} (was it made by 'pointseg export'?)"
+            )
+        try:
+            return cls(
+                classes=tuple(json.loads(props[PREFIX + "classes"])),
+                ndim=int(props[PREFIX + "ndim"]),
+                channels=int(props[PREFIX + "channels"]),
+                normalization=dict(json.loads(props[PREFIX + "normalization"])),
+                tile=tuple(int(t) for t in json.loads(props[PREFIX + "tile"])),
+                divisor=int(props[PREFIX + "divisor"]),
+                version=props[PREFIX + "version"],
+                precision=props.get(PREFIX + "precision", "fp32"),
+            )
+        except (ValueError, TypeError) as exc:
+            raise ModelError(f"{source} has malformed pointseg metadata: {exc}") from exc
+
+
+def read_model_metadata(path: str | Path) -> ModelMetadata:
+    """Read the ``pointseg.*`` metadata of an ONNX model without loading its weights."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for corrupt files
+        raise ModelError(f"{path.name} is not a readable ONNX model: {exc}") from exc
+    props = {p.key: p.value for p in model.metadata_props}
+    return ModelMetadata.from_props(props, source=path.name)
+
+
+def metadata_from_loaded(loaded: Any, *, precision: str = "fp32") -> ModelMetadata:
+    """Metadata from a ``train.checkpoint.LoadedModel`` (fields classes, ndim, channels, ...)."""
+    return ModelMetadata(
+        classes=tuple(loaded.classes),
+        ndim=int(loaded.ndim),
+        channels=int(loaded.channels),
+        normalization=dict(loaded.normalization),
+        tile=tuple(int(t) for t in loaded.tile),
+        divisor=int(loaded.divisor),
+        precision=precision,
+    )

@@ -1,0 +1,213 @@
+"""Predictors: run a segmentation network on a batch of tiles.
+
+A :class:`Predictor` maps ``(N, C, *spatial)`` float32 tiles to ``(N, K+1, *spatial)`` float32
+logits and carries the model metadata that ``segment`` needs (classes, channels, normalisation,
+tile, size divisor). :class:`OrtPredictor` runs an ONNX model with onnxruntime (CUDA execution
+provider with IO binding on a GPU, CPU provider otherwise); :class:`TorchPredictor` runs a PyTorch
+module (training checkpoints, side-by-side tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from pointseg_cli.errors import ConfigError, DeviceError, ModelError, check_choice
+from pointseg_cli.export.metadata import ModelMetadata, read_model_metadata
+
+log = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+PRECISION_CHOICES = ("auto", "fp32", "fp16")
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What the inference loop needs from a model."""
+
+    @property
+    def metadata(self) -> ModelMetadata: ...
+
+    @property
+    def provider(self) -> str:
+        """Human-readable name of the backend that runs the model (e.g. ``CUDAExecutionProvider``)."""
+        ...
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Logits ``(N, K+1, *spatial)`` float32 for tiles ``(N, C, *spatial)`` float32."""
+        ...
+
+
+def _check_batch(batch: np.ndarray, meta: ModelMetadata) -> None:
+    if batch.ndim != meta.ndim + 2 or batch.shape[1] != meta.channels:
+        raise ModelError(
+            f"model expects tiles (N, {meta.channels}, {'Z, ' if meta.ndim == 3 else ''}Y, X); "
+            f"got shape {batch.shape}"
+        )
+
+
+def _import_ort() -> Any:
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is not None:
+        try:
+            preload()
+        except (OSError, RuntimeError) as exc:  # missing CUDA libraries: the CPU provider still works
+            log.debug("onnxruntime.preload_dlls() failed: %s", exc)
+    return ort
+
+
+class OrtPredictor:
+    """Run an ONNX model exported by ``pointseg export`` with onnxruntime.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.onnx`` file (its ``pointseg.*`` metadata is read and validated).
+    device : {"auto", "cpu", "cuda"}
+        ``auto`` uses CUDA only when the created session really has ``CUDAExecutionProvider``;
+        ``cuda`` raises :class:`DeviceError` when it does not (no silent CPU fallback).
+    threads : int, optional
+        Intra-op threads for the CPU provider (onnxruntime's default when None).
+    """
+
+    def __init__(self, path: str | Path, *, device: str = "auto", threads: int | None = None) -> None:
+        check_choice("device", device, DEVICE_CHOICES)
+        self.path = Path(path)
+        self._meta = read_model_metadata(self.path)
+        ort = _import_ort()
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if device in ("auto", "cuda"):
+            providers = [("CUDAExecutionProvider", {}), "CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            if device == "cuda":
+                raise DeviceError(f"could not create a CUDA onnxruntime session for {self.path.name}: {exc}") from exc
+            if device == "auto" and len(providers) > 1:
+                log.info("CUDA session failed (%s); using the CPU provider", exc)
+                self.session = ort.InferenceSession(
+                    str(self.path), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
+            else:
+                raise ModelError(f"onnxruntime cannot load {self.path}: {exc}") from exc
+        active = self.session.get_providers()
+        self.on_cuda = "CUDAExecutionProvider" in active
+        if device == "cuda" and not self.on_cuda:
+            raise DeviceError(
+                "device 'cuda' was requested but onnxruntime created a session with "
+                f"{', '.join(active)} only (no CUDAExecutionProvider); use --device cpu or auto"
+            )
+        inp = self.session.get_inputs()[0]
+        self._input_name = inp.name
+        self._output_name = self.session.get_outputs()[0].name
+        self._input_dtype = np.float16 if "float16" in inp.type else np.float32
+        self._ort = ort
+        log.info("onnxruntime session for %s uses %s", self.path.name, active[0])
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._meta
+
+    @property
+    def provider(self) -> str:
+        return "CUDAExecutionProvider" if self.on_cuda else "CPUExecutionProvider"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        _check_batch(batch, self._meta)
+        x = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        if self.on_cuda:
+            binding = self.session.io_binding()
+            x_dev = self._ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
+            binding.bind_ortvalue_input(self._input_name, x_dev)
+            binding.bind_output(self._output_name, "cuda", 0)
+            self.session.run_with_iobinding(binding)
+            out = binding.copy_outputs_to_cpu()[0]
+        else:
+            out = self.session.run([self._output_name], {self._input_name: x})[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+class TorchPredictor:
+    """Run a PyTorch module (eval mode, no grad) as a :class:`Predictor`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``(N, C, *spatial)`` to ``(N, K+1, *spatial)`` logits.
+    metadata : ModelMetadata
+        Classes, channels, normalisation, tile and divisor of the model.
+    device : str
+        A concrete torch device (``"cpu"``, ``"cuda"``); use :func:`pointseg_cli.devices.resolve_device`.
+    precision : {"fp32", "fp16"}
+        ``fp16`` runs under CUDA autocast (ignored on CPU).
+    """
+
+    def __init__(self, model: Any, metadata: ModelMetadata, *, device: str = "cpu", precision: str = "fp32") -> None:
+        import torch
+
+        check_choice("precision", precision, ("fp32", "fp16"))
+        self._torch = torch
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self._meta = metadata
+        self.precision = precision
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", precision: str = "fp32") -> TorchPredictor:
+        """Load a training run directory or ``.pt`` checkpoint (``pointseg train`` output)."""
+        from pointseg_cli.export.metadata import metadata_from_loaded
+        from pointseg_cli.train.checkpoint import load_model
+
+        loaded = load_model(path, device=device)
+        return cls(loaded.model, metadata_from_loaded(loaded), device=device, precision=precision)
+
+    @property
+    def metadata(self) -> ModelMetadata:
+        return self._meta
+
+    @property
+    def provider(self) -> str:
+        return f"torch-{self.device.type}"
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        _check_batch(batch, self._meta)
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            if self.precision == "fp16" and self.device.type == "cuda":
+                with torch.autocast("cuda", dtype=torch.float16):
+                    y = self.model(x)
+            else:
+                y = self.model(x)
+            return y.float().cpu().numpy()
+
+
+def make_predictor(model_path: str | Path, *, device: str = "auto", precision: str = "auto") -> Predictor:
+    """Predictor for an ``.onnx`` file, or a training run dir / ``.pt`` checkpoint (PyTorch).
+
+    ``precision`` only applies to checkpoints (an ONNX model's precision is fixed at export).
+    """
+    check_choice("precision", precision, PRECISION_CHOICES)
+    path = Path(model_path)
+    if path.suffix == ".onnx":
+        if precision == "fp16":
+            meta = read_model_metadata(path)
+            if meta.precision != "fp16":
+                raise ConfigError(
+                    f"--precision fp16 needs an fp16 ONNX model (pointseg export --precision fp16); "
+                    f"{path.name} is {meta.precision}"
+                )
+        return OrtPredictor(path, device=device)
+    from pointseg_cli.devices import resolve_device
+
+    torch_device = resolve_device(device)
+    prec = "fp16" if precision == "fp16" or (precision == "auto" and torch_device == "cuda") else "fp32"
+    return TorchPredictor.from_checkpoint(path, device=torch_device, precision=prec)

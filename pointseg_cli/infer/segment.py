@@ -1,0 +1,317 @@
+"""Segment images and volumes: tiled, overlap-blended, streamed from disk to disk.
+
+:func:`segment_file` reads an image lazily (memory-mapped TIFF or zarr), normalises it with the
+model's training-time settings (statistics from a strided subsample of the whole image), runs the
+streaming engine of :mod:`pointseg_cli.infer.stream` and writes ``<stem>.labels.tif`` (uint8 class
+ids) and optionally ``<stem>.probabilities.tif|.zarr`` (float16 ``(K+1, *spatial)``) and
+``<stem>.preview.png``. Every output goes to a temporary name first and is renamed only when the
+whole image is done, so an error or a kill leaves nothing under the final names.
+
+:func:`segment_array` and :func:`segment_block` run the same engine on an in-memory array, the
+latter on one block plus its halo (the unit a Dask ``map_overlap`` layer would call).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pointseg_cli.errors import ConfigError, ImageFormatError, check_choice
+from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, write_preview
+from pointseg_cli.infer.predictors import Predictor
+from pointseg_cli.infer.stream import Rows, run_stream
+from pointseg_cli.infer.tiling import BLEND_MODES, TileGrid, make_grid
+from pointseg_cli.io.normalize import Normalization, NormStats, apply_normalization, compute_stats
+from pointseg_cli.progress import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+PROBABILITY_FORMATS = ("tif", "zarr")
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Tiling and output settings of :func:`segment_file`.
+
+    Attributes
+    ----------
+    tile : tuple of int or None
+        Spatial tile; ``None`` uses the model's training tile.
+    overlap : float
+        Minimum tile overlap as a fraction of the tile, in ``[0, 1)``.
+    blend : {"gaussian", "linear", "constant"}
+        Blend window.
+    batch_size : int
+        Tiles per model call.
+    probabilities : {None, "tif", "zarr"}
+        Also write float16 class probabilities ``(K+1, *spatial)``.
+    preview : bool
+        Also write a PNG overlay (middle slice of a volume).
+    edge_trim : int, optional
+        Voxels at inner tile edges that get the minimum blend weight (default: a quarter of the
+        overlap; 0 for the plain window). See :meth:`~pointseg_cli.infer.tiling.TileGrid.axis_windows`.
+    """
+
+    tile: tuple[int, ...] | None = None
+    overlap: float = 0.25
+    blend: str = "gaussian"
+    batch_size: int = 4
+    probabilities: str | None = None
+    preview: bool = False
+    edge_trim: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("blend", self.blend, BLEND_MODES)
+        if not 0.0 <= self.overlap < 1.0:
+            raise ConfigError(f"overlap must be in [0, 1); got {self.overlap}")
+        if self.edge_trim is not None and self.edge_trim < 0:
+            raise ConfigError(f"edge trim must be >= 0; got {self.edge_trim}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1; got {self.batch_size}")
+        if self.tile is not None and (len(self.tile) not in (2, 3) or any(int(t) < 1 for t in self.tile)):
+            raise ConfigError(f"tile must have 2 or 3 positive sizes; got {self.tile}")
+        if self.probabilities is not None:
+            check_choice("probabilities format", self.probabilities, PROBABILITY_FORMATS)
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """What :func:`segment_file` did for one input."""
+
+    input: Path
+    labels: Path
+    probabilities: Path | None
+    preview: Path | None
+    shape: tuple[int, ...]
+    voxels: int
+    seconds: float
+    tiles: int
+    provider: str
+
+    @property
+    def voxels_per_second(self) -> float:
+        return self.voxels / self.seconds if self.seconds > 0 else float("nan")
+
+
+def output_paths(out_dir: str | Path, stem: str, options: SegmentOptions) -> dict[str, Path]:
+    """Final output paths for an input stem: keys ``labels`` and, when asked, ``probabilities``, ``preview``."""
+    out = Path(out_dir)
+    paths = {"labels": out / f"{stem}.labels.tif"}
+    if options.probabilities:
+        paths["probabilities"] = out / f"{stem}.probabilities.{options.probabilities}"
+    if options.preview:
+        paths["preview"] = out / f"{stem}.preview.png"
+    return paths
+
+
+def _check_compatible(spatial: tuple[int, ...], channels: int, axes: str, name: str, predictor: Predictor) -> None:
+    meta = predictor.metadata
+    if len(spatial) != meta.ndim:
+        raise ImageFormatError(
+            f"model expects {meta.ndim}D images but '{name}' is {len(spatial)}D {axes} {spatial}"
+            + (" (pass --axes if Z was read as channels)" if meta.ndim == 3 else "")
+        )
+    if channels != meta.channels:
+        raise ImageFormatError(
+            f"model expects {meta.channels} channel(s) but '{name}' has {channels} ({axes})"
+        )
+
+
+def _grid_for(spatial: tuple[int, ...], predictor: Predictor, options: SegmentOptions) -> TileGrid:
+    meta = predictor.metadata
+    tile = tuple(options.tile) if options.tile is not None else tuple(meta.tile)
+    if len(tile) != meta.ndim:
+        raise ConfigError(f"tile must have {meta.ndim} sizes for this {meta.ndim}D model; got {tile}")
+    return make_grid(spatial, tile, overlap=options.overlap, divisor=meta.divisor)
+
+
+def _norm_of(predictor: Predictor) -> Normalization:
+    data = predictor.metadata.normalization
+    if data.get("stain"):
+        log.warning("the model's stain normalisation is not applied by segment (only intensity scaling)")
+    return Normalization.from_dict(data)
+
+
+def segment_file(
+    path: str | Path,
+    out_dir: str | Path,
+    predictor: Predictor,
+    *,
+    options: SegmentOptions | None = None,
+    axes: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> SegmentResult:
+    """Segment one image file and write its outputs atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        TIFF / OME-TIFF / zarr image, 2D ``(Y, X)``, 2D RGB ``(Y, X, C)`` or 3D ``(Z, Y, X[, C])``.
+    out_dir : path-like
+        Output folder (created if missing).
+    predictor : Predictor
+        The model (its metadata gives classes, channels, normalisation, tile, divisor).
+    options : SegmentOptions
+        Tiling and outputs.
+    axes : str, optional
+        Override of the stored axes (``--axes``), e.g. ``"CZYX"``.
+    progress : callable, optional
+        ``progress(task, done, total)`` per tile.
+
+    Returns
+    -------
+    SegmentResult
+    """
+    from pointseg_cli.io.images import atomic_output, open_image
+
+    options = options or SegmentOptions()
+    t_start = time.perf_counter()
+    image = open_image(path, axes=axes)
+    info = image.info
+    spatial = tuple(info.spatial_shape)
+    _check_compatible(spatial, info.channels, info.axes, info.path.name, predictor)
+    grid = _grid_for(spatial, predictor, options)
+    norm = _norm_of(predictor)
+    ch_axis = -1 if info.channels > 1 else None
+    stats = compute_stats(image, norm, channel_axis=ch_axis)
+    nd = len(spatial)
+
+    def read_slab(lo: int, hi: int) -> np.ndarray:
+        region = (slice(lo, hi), *(slice(None) for _ in spatial[1:]))
+        raw = image.read(region)
+        x = apply_normalization(raw, stats, channel_axis=ch_axis, clip=norm.clip)
+        return x if ch_axis is not None else x[..., None]
+
+    paths = output_paths(out_dir, info.stem, options)
+    n_out = predictor.metadata.n_outputs
+    spatial_axes = info.spatial_axes
+    with contextlib.ExitStack() as stack:
+        tmp = {key: stack.enter_context(atomic_output(p)) for key, p in paths.items()}
+        labels_w = LabelWriter(tmp["labels"], spatial, axes=spatial_axes, classes=predictor.metadata.classes)
+        stack.callback(labels_w.close)
+        prob_w = None
+        if "probabilities" in tmp:
+            prob_w = ProbabilityWriter(tmp["probabilities"], (n_out, *spatial), axes="C" + spatial_axes,
+                                       fmt=options.probabilities or "tif", chunk0=grid.tile[0])
+            stack.callback(prob_w.close)
+
+        def sink(rows: Rows) -> None:
+            labels_w.write(rows.start, rows.labels())
+            if prob_w is not None:
+                prob_w.write(rows.start, rows.probabilities())
+
+        tiles = run_stream(
+            read_slab, predictor, grid, sink, blend=options.blend, edge_trim=options.edge_trim,
+            batch_size=options.batch_size,
+            progress=progress, task=info.stem,
+        )
+        labels_w.flush()
+        if prob_w is not None:
+            prob_w.flush()
+        if "preview" in tmp:
+            mid = spatial[0] // 2 if nd == 3 else None
+            plane_region = (slice(mid, mid + 1), slice(None), slice(None)) if nd == 3 else None
+            raw = image.read(plane_region) if plane_region else image.read()
+            plane = apply_normalization(raw, stats, channel_axis=ch_axis, clip=True)
+            if nd == 3:
+                plane = plane[0]
+            write_preview(tmp["preview"], plane, labels_w.plane(mid))
+        labels_w.close()
+        if prob_w is not None:
+            prob_w.close()
+    seconds = time.perf_counter() - t_start
+    voxels = int(np.prod(spatial))
+    log.info("%s: %s in %.2f s (%.2f Mvox/s, %d tiles, %s)", info.stem, spatial, seconds,
+             voxels / max(seconds, 1e-9) / 1e6, tiles, predictor.provider)
+    return SegmentResult(
+        input=Path(path), labels=paths["labels"], probabilities=paths.get("probabilities"),
+        preview=paths.get("preview"), shape=tuple(info.shape), voxels=voxels, seconds=seconds,
+        tiles=tiles, provider=predictor.provider,
+    )
+
+
+@dataclass(frozen=True)
+class ArrayResult:
+    """In-memory output of :func:`segment_array`.
+
+    ``labels`` ``(*spatial)`` uint8; ``logits`` ``(K+1, *spatial)`` float32 blended logits (only
+    when requested).
+    """
+
+    labels: np.ndarray
+    logits: np.ndarray | None = None
+
+
+def segment_array(
+    image: np.ndarray,
+    predictor: Predictor,
+    *,
+    options: SegmentOptions | None = None,
+    stats: NormStats | None = None,
+    return_logits: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ArrayResult:
+    """Segment an in-memory image in canonical order ``([Z,] Y, X[, C])``.
+
+    ``stats`` fixes the normalisation statistics (pass the whole image's when ``image`` is one
+    block of a bigger one); by default they are computed from ``image``.
+    """
+    options = options or SegmentOptions()
+    meta = predictor.metadata
+    channels = meta.channels
+    spatial = tuple(image.shape[: meta.ndim])
+    has_c = image.ndim == meta.ndim + 1
+    _check_compatible(spatial, image.shape[-1] if has_c else 1, "array", "array", predictor)
+    norm = _norm_of(predictor)
+    ch_axis = -1 if has_c else None
+    if stats is None:
+        stats = compute_stats(image, norm, channel_axis=ch_axis)
+    grid = _grid_for(spatial, predictor, options)
+    labels = np.zeros(spatial, dtype=np.uint8)
+    logits = np.zeros((meta.n_outputs, *spatial), dtype=np.float32) if return_logits else None
+
+    def read_slab(lo: int, hi: int) -> np.ndarray:
+        x = apply_normalization(image[lo:hi], stats, channel_axis=ch_axis, clip=norm.clip)
+        return x if has_c else x.reshape(*x.shape, channels)
+
+    def sink(rows: Rows) -> None:
+        labels[rows.start : rows.stop] = rows.labels()
+        if logits is not None:
+            logits[:, rows.start : rows.stop] = rows.logits
+
+    run_stream(read_slab, predictor, grid, sink, blend=options.blend, edge_trim=options.edge_trim,
+            batch_size=options.batch_size,
+               progress=progress)
+    return ArrayResult(labels=labels, logits=logits)
+
+
+def segment_block(
+    block: np.ndarray,
+    predictor: Predictor,
+    *,
+    halo: tuple[int, ...],
+    stats: NormStats,
+    options: SegmentOptions | None = None,
+) -> np.ndarray:
+    """Labels of the core of ``block`` (a block plus ``halo`` voxels on each side of each spatial axis).
+
+    The building block for a Dask ``map_overlap`` layer: pure, no global state, statistics of the
+    whole image passed in. Returns uint8 labels of shape ``block spatial shape - 2 * halo``.
+    """
+    ndim = predictor.metadata.ndim
+    if len(halo) != ndim or any(h < 0 for h in halo):
+        raise ConfigError(f"halo must have {ndim} non-negative sizes; got {halo}")
+    labels = segment_array(block, predictor, options=options, stats=stats).labels
+    core = tuple(slice(h, s - h) for h, s in zip(halo, labels.shape, strict=True))
+    return labels[core]
+
+
+def describe_options(options: SegmentOptions) -> dict[str, Any]:
+    """Options as a plain dict (for logs and summaries)."""
+    return {k: getattr(options, k) for k in ("tile", "overlap", "blend", "batch_size", "probabilities", "preview")}
