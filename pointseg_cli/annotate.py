@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pointseg_cli.errors import InputError, PointsError
+from pointseg_cli.evaluation import read_labels
 from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_info
 from pointseg_cli.io.point_formats import RawPoints, read_point_file
 from pointseg_cli.io.points import PointTable
@@ -339,26 +340,6 @@ def instance_points(
     return np.array(out, dtype=np.int64).reshape(-1, labels.ndim)
 
 
-def _read_labels(path: Path, axes: str | None) -> np.ndarray:
-    from pointseg_cli.io.images import read_image
-
-    info = read_info(path, axes=axes)
-    if info.channels != 1:
-        raise InputError(f"mask {info.describe()} has {info.channels} channels; expected one label image")
-    data = read_image(path, axes=axes)
-    if data.dtype.kind == "f":
-        if not np.array_equal(data, np.round(data)):
-            raise InputError(f"mask '{path.name}' has non-integer values; expected integer instance ids")
-        data = data.astype(np.int64)
-    elif data.dtype.kind == "b":
-        data = data.astype(np.int64)
-    elif data.dtype.kind not in "iu":
-        raise InputError(f"mask '{path.name}' has dtype {data.dtype}; expected integer instance ids")
-    if data.size and data.min() < 0:
-        raise InputError(f"mask '{path.name}' has negative ids (min {data.min()}); expected ids >= 0")
-    return data
-
-
 def points_from_masks(
     masks: str | Path | Sequence[str | Path],
     *,
@@ -393,7 +374,7 @@ def points_from_masks(
         stem = mask_stem(path)
         if stem in shapes:
             raise InputError(f"two masks belong to image '{stem}' (the second is '{path.name}')")
-        labels = _read_labels(path, axes)
+        labels = read_labels(path, axes=axes)
         if infos is not None:
             if stem not in infos:
                 raise InputError(f"mask '{path.name}' matches no image (stem '{stem}') among {_listing(infos)}")

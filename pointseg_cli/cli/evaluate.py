@@ -1,10 +1,102 @@
-"""`pointseg evaluate` (placeholder until its issue lands)."""
+"""`pointseg evaluate`: IoU per class, mIoU and (optionally) instance F1 of label images."""
 
 from __future__ import annotations
 
-from pointseg_cli.errors import PointsegError
+import json
+import math
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pointseg_cli.cli._common import RichProgress, console, get_state
+from pointseg_cli.evaluation import Evaluation, evaluate_labels
+from pointseg_cli.io.images import atomic_output
+from pointseg_cli.io.points import parse_classes
+from pointseg_cli.metrics import InstanceScores, SemanticScores
 
 
-def command() -> None:
-    """Not available yet in this build."""
-    raise PointsegError("'pointseg evaluate' is not available yet in this build")
+def command(
+    pred: Path = typer.Argument(..., help="Predicted label image, or a folder of them (e.g. segment's output)."),
+    gt: Path = typer.Argument(..., help="Ground-truth label image, or a folder of them."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write all scores to this JSON file."),
+    instances: bool = typer.Option(False, "--instances", help="Also score instances: F1, precision, recall."),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Names of object classes 1..K, comma-separated (labels above K are an error)."
+    ),
+    gt_binary: bool = typer.Option(
+        False, "--gt-binary", help="Score ground truth as foreground (any id > 0 → class 1), e.g. instance labels."
+    ),
+    pred_instances: str = typer.Option(
+        "components", "--pred-instances", help="Prediction instances: 'components' of each class, or 'ids'."
+    ),
+    gt_instances: str = typer.Option(
+        "ids", "--gt-instances", help="Ground-truth instances: label 'ids', or connected 'components'."
+    ),
+    iou_threshold: float = typer.Option(0.5, "--iou-threshold", help="IoU a matched instance pair needs."),
+    axes: str | None = typer.Option(None, "--axes", help="Override the label images' axes, e.g. ZYX."),
+) -> None:
+    """Score predicted label images against ground truth: IoU per class, mIoU, instance F1.
+
+    PRED and GT are files or folders; files pair up by stem without '.labels' (x.labels.tif ↔ x.tif).
+
+    In a folder holding any *.labels.* file, only those files are used.
+
+    A class absent from both prediction and ground truth is left out of the mean (not scored 1).
+
+    Example:
+
+        pointseg evaluate results/ data/ --gt-binary --instances --json scores.json
+    """
+    names = parse_classes(classes)
+    with RichProgress(transient=True) as progress:
+        result = evaluate_labels(
+            pred, gt, classes=names, gt_binary=gt_binary, instances=instances, pred_instances=pred_instances,
+            gt_instances=gt_instances, threshold=iou_threshold, axes=axes, progress=progress,
+        )
+    if json_out is not None:
+        with atomic_output(json_out) as tmp:
+            tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if not get_state().quiet:
+        _render(result)
+
+
+def _num(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _cells(sem: SemanticScores, inst: InstanceScores | None, with_inst: bool) -> list[str]:
+    cells = [_num(v) for v in sem.iou] + [_num(sem.miou_objects), _num(sem.miou_all)]
+    if with_inst:
+        cells += [_num(inst.f1), _num(inst.precision), _num(inst.recall)] if inst else ["", "", ""]
+    return cells
+
+
+def _render(result: Evaluation) -> None:
+    with_inst = result.overall_instances is not None
+    title = "IoU per class (– = absent from prediction and ground truth)"
+    if with_inst:
+        title += f"; instance F1, precision P, recall R at IoU ≥ {result.settings['threshold']:g}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("image", no_wrap=True)
+    for name in result.class_names:
+        table.add_column(name, justify="right")
+    table.add_column("mIoU obj", justify="right")
+    table.add_column("mIoU all", justify="right")
+    if with_inst:
+        for col in ("F1", "P", "R"):
+            table.add_column(col, justify="right")
+    for row in result.images:
+        table.add_row(row.key, *_cells(row.semantic, row.instances, with_inst))
+    table.add_section()
+    table.add_row("overall", *_cells(result.overall, result.overall_instances, with_inst), style="bold")
+    console.print(table)
+    console.print(
+        f"{len(result.images)} image(s); overall = pooled over all pixels; mean of per-image mIoU: "
+        f"objects {_num(result.mean_image_miou_objects)}, "
+        f"all {_num(result.mean_image_miou_all)}"
+    )
+    for side, files in (("predictions", result.pairing.pred_only), ("ground truths", result.pairing.gt_only)):
+        if files:
+            console.print(f"{len(files)} {side} without a partner were skipped: {', '.join(p.name for p in files[:5])}")
+

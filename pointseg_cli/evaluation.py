@@ -1,0 +1,285 @@
+"""Scoring label images on disk against ground truth (the library behind ``pointseg evaluate``).
+
+Matching rule
+    PRED and GT are each a label image or a folder. Two files belong together when their *keys*
+    are equal; the key is the image stem without a trailing ``.labels`` (``x.labels.tif`` → ``x``,
+    ``x.ome.tif`` → ``x``). In a folder that holds any ``*.labels.*`` file only those are used
+    (so a ``segment`` output folder, or a dataset folder with ``x.tif`` beside ``x.labels.tif``,
+    works as is); otherwise every image in the folder except other pointseg outputs is used. Two
+    single files are paired whatever their names. Files without a partner are reported and
+    skipped; no pair at all is an error.
+
+Overall scores
+    The semantic "overall" row pools the confusion matrices of all images (dataset-level IoU);
+    the mean of the per-image mIoUs is reported beside it. Instance counts are pooled likewise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pointseg_cli.errors import InputError, check_choice
+from pointseg_cli.io.images import ZARR_SUFFIXES, find_images, image_stem, is_derived, read_image, read_info
+from pointseg_cli.metrics import (
+    InstanceScores,
+    SemanticScores,
+    confusion_matrix,
+    label_components,
+    match_instances,
+    pad_confusion,
+    scores_from_confusion,
+    sum_instance_scores,
+)
+from pointseg_cli.progress import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+INSTANCE_SOURCES = ("ids", "components")
+
+
+def label_key(path: str | Path) -> str:
+    """Matching key of a label or image file: its stem without a trailing ``.labels``."""
+    stem = image_stem(path)
+    return stem[: -len(".labels")] if stem.endswith(".labels") and len(stem) > 7 else stem
+
+
+def read_labels(path: str | Path, *, axes: str | None = None) -> np.ndarray:
+    """Read a single-channel label image as integers, ``(Y, X)`` or ``(Z, Y, X)``.
+
+    Raises
+    ------
+    InputError
+        More than one channel, non-integer values or negative ids.
+    """
+    path = Path(path)
+    info = read_info(path, axes=axes)
+    if info.channels != 1:
+        raise InputError(f"label image {info.describe()} has {info.channels} channels; expected one")
+    data = read_image(path, axes=axes)
+    if data.dtype.kind == "f":
+        if not np.array_equal(data, np.round(data)):
+            raise InputError(f"label image '{path.name}' has non-integer values; expected integer ids")
+        data = data.astype(np.int64)
+    elif data.dtype.kind == "b":
+        data = data.astype(np.uint8)
+    elif data.dtype.kind not in "iu":
+        raise InputError(f"label image '{path.name}' has dtype {data.dtype}; expected integer ids")
+    if data.size and data.dtype.kind == "i" and data.min() < 0:
+        raise InputError(f"label image '{path.name}' has negative ids (min {data.min()}); expected ids >= 0")
+    return data
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """Prediction/ground-truth file pairs and the files left without a partner."""
+
+    pairs: tuple[tuple[str, Path, Path], ...]
+    pred_only: tuple[Path, ...] = ()
+    gt_only: tuple[Path, ...] = ()
+
+
+def _label_files(folder: Path) -> dict[str, Path]:
+    files = find_images([folder], include_derived=True)
+    labels = [p for p in files if image_stem(p).endswith(".labels")]
+    chosen = labels or [p for p in files if not is_derived(p)]
+    if not chosen:
+        raise InputError(f"folder '{folder}' holds no label images")
+    out: dict[str, Path] = {}
+    for p in chosen:
+        key = label_key(p)
+        if key in out:
+            raise InputError(f"folder '{folder}' has two label images for '{key}': '{out[key].name}', '{p.name}'")
+        out[key] = p
+    return out
+
+
+def _is_folder(path: Path) -> bool:
+    return path.is_dir() and not path.name.lower().endswith(ZARR_SUFFIXES)
+
+
+def pair_label_files(pred: str | Path, gt: str | Path) -> Pairing:
+    """Pair prediction and ground-truth files by the matching rule in the module docstring."""
+    pred, gt = Path(pred), Path(gt)
+    for name, p in (("prediction", pred), ("ground truth", gt)):
+        if not p.exists():
+            raise InputError(f"{name} '{p}' does not exist")
+    pred_dir, gt_dir = _is_folder(pred), _is_folder(gt)
+    if not pred_dir and not gt_dir:
+        return Pairing(pairs=((label_key(pred), pred, gt),))
+    preds = _label_files(pred) if pred_dir else {label_key(pred): pred}
+    gts = _label_files(gt) if gt_dir else {label_key(gt): gt}
+    keys = sorted(set(preds) & set(gts))
+    pairing = Pairing(
+        pairs=tuple((k, preds[k], gts[k]) for k in keys),
+        pred_only=tuple(preds[k] for k in sorted(set(preds) - set(gts))),
+        gt_only=tuple(gts[k] for k in sorted(set(gts) - set(preds))),
+    )
+    if not keys:
+        raise InputError(
+            f"no prediction in '{pred}' matches a ground truth in '{gt}' by name "
+            f"(prediction keys: {', '.join(sorted(preds)[:5])}; ground-truth keys: {', '.join(sorted(gts)[:5])})"
+        )
+    return pairing
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """Scores of one prediction/ground-truth pair."""
+
+    key: str
+    pred: Path
+    gt: Path
+    semantic: SemanticScores
+    instances: InstanceScores | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Per-image and overall scores.
+
+    Attributes
+    ----------
+    class_names : names of classes 0..n-1 (``background`` first).
+    images : per-image scores, confusion matrices padded to ``len(class_names)``.
+    overall : scores of the pooled confusion matrix.
+    overall_instances : pooled instance counts (``None`` unless instances were scored).
+    pairing : which files were paired and which were left out.
+    """
+
+    class_names: tuple[str, ...]
+    images: tuple[ImageScores, ...]
+    overall: SemanticScores
+    overall_instances: InstanceScores | None
+    pairing: Pairing
+    settings: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def mean_image_miou_objects(self) -> float:
+        vals = np.array([s.semantic.miou_objects for s in self.images])
+        vals = vals[~np.isnan(vals)]
+        return float(vals.mean()) if vals.size else math.nan
+
+    @property
+    def mean_image_miou_all(self) -> float:
+        vals = np.array([s.semantic.miou_all for s in self.images])
+        vals = vals[~np.isnan(vals)]
+        return float(vals.mean()) if vals.size else math.nan
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary (NaN → ``None``)."""
+
+        def clean(v: float) -> float | None:
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+        def sem(s: SemanticScores) -> dict[str, object]:
+            return {
+                "iou": {n: clean(float(v)) for n, v in zip(self.class_names, s.iou, strict=True)},
+                "miou_objects": clean(s.miou_objects), "miou_all": clean(s.miou_all),
+                "confusion": s.confusion.tolist(),
+            }
+
+        def inst(s: InstanceScores | None) -> dict[str, object] | None:
+            return None if s is None else {k: clean(v) for k, v in s.to_dict().items()}
+
+        return {
+            "classes": list(self.class_names),
+            "images": [
+                {"image": r.key, "pred": str(r.pred), "gt": str(r.gt), **sem(r.semantic),
+                 "instances": inst(r.instances)}
+                for r in self.images
+            ],
+            "overall": {**sem(self.overall), "instances": inst(self.overall_instances)},
+            "mean_per_image": {
+                "miou_objects": clean(self.mean_image_miou_objects), "miou_all": clean(self.mean_image_miou_all),
+            },
+            "unmatched": {
+                "pred": [str(p) for p in self.pairing.pred_only], "gt": [str(p) for p in self.pairing.gt_only],
+            },
+            "settings": self.settings,
+        }
+
+
+def evaluate_labels(
+    pred: str | Path,
+    gt: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    gt_binary: bool = False,
+    instances: bool = False,
+    pred_instances: str = "components",
+    gt_instances: str = "ids",
+    threshold: float = 0.5,
+    axes: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> Evaluation:
+    """Score predicted label images against ground truth.
+
+    Parameters
+    ----------
+    pred, gt : label image files or folders (see the matching rule above).
+    classes : names of the object classes 1..K; labels above K are an error. Default: ids
+        ``0..max`` found in any image, named by their number.
+    gt_binary : score ground truth as foreground (any id > 0 → class 1) vs background, e.g.
+        instance-labelled ground truth against a one-class prediction.
+    instances : also compute instance F1 / precision / recall at ``IoU >= threshold``.
+    pred_instances, gt_instances : ``ids`` (label values are instance ids) or ``components``
+        (connected components of each class). Defaults suit class-id predictions from
+        ``segment`` against instance-labelled ground truth.
+    axes : axes override for reading the files.
+    progress : optional ``progress(task, done, total)`` callback.
+    """
+    check_choice("--pred-instances", pred_instances, INSTANCE_SOURCES)
+    check_choice("--gt-instances", gt_instances, INSTANCE_SOURCES)
+    pairing = pair_label_files(pred, gt)
+    fixed = len(classes) + 1 if classes else None
+    cms: list[np.ndarray] = []
+    inst: list[InstanceScores | None] = []
+    total = len(pairing.pairs)
+    for i, (key, p_path, g_path) in enumerate(pairing.pairs):
+        p = read_labels(p_path, axes=axes)
+        g = read_labels(g_path, axes=axes)
+        if p.shape != g.shape:
+            raise InputError(
+                f"prediction '{p_path.name}' has shape {p.shape} but ground truth '{g_path.name}' has {g.shape}"
+            )
+        g_sem = (g > 0).astype(np.uint8) if gt_binary else g
+        if not gt_binary and not classes and np.unique(g).size > 20:
+            log.warning("ground truth '%s' has %d ids: instance labels? pass --gt-binary", g_path.name,
+                        np.unique(g).size)
+        n = fixed or int(max(p.max(initial=0), g_sem.max(initial=0))) + 1
+        try:
+            cms.append(confusion_matrix(p, g_sem, n))
+        except InputError as exc:
+            raise InputError(f"'{key}': {exc} (--classes lists {len(classes or [])})") from None
+        if instances:
+            pi = p if pred_instances == "ids" else label_components(p)
+            gi = g if gt_instances == "ids" else label_components(g)
+            inst.append(match_instances(pi, gi, threshold=threshold))
+        else:
+            inst.append(None)
+        if progress is not None:
+            progress("images", i + 1, total)
+    n_all = max(cm.shape[0] for cm in cms)
+    n_all = max(n_all, 2)
+    names = ("background", *(classes or [str(c) for c in range(1, n_all)]))
+    rows = tuple(
+        ImageScores(key=k, pred=pp, gt=gp, semantic=scores_from_confusion(pad_confusion(cm, n_all)), instances=s)
+        for (k, pp, gp), cm, s in zip(pairing.pairs, cms, inst, strict=True)
+    )
+    pooled = sum((pad_confusion(cm, n_all) for cm in cms), np.zeros((n_all, n_all), dtype=np.int64))
+    return Evaluation(
+        class_names=tuple(names),
+        images=rows,
+        overall=scores_from_confusion(pooled),
+        overall_instances=sum_instance_scores([s for s in inst if s is not None], threshold=threshold)
+        if instances else None,
+        pairing=pairing,
+        settings={"gt_binary": gt_binary, "instances": instances, "pred_instances": pred_instances,
+                  "gt_instances": gt_instances, "threshold": threshold},
+    )
