@@ -1,0 +1,387 @@
+#!/usr/bin/env python
+"""Reproduce the paper's ablation (Li, Dey et al., ISBI 2021, Table 1) with the pointseg CLI.
+
+For each data set this driver
+
+1. prepares a fixed split (train / val / test by sorted name) in ``WORK/<dataset>/``,
+2. simulates one click per object with ``pointseg annotate-import --from-masks --jitter``
+   (for the multi-class H&E tiles the class of each click is then read from ``<name>.classes.tif``),
+3. trains the rows pCE, pCE+Img, pCE+Obj, Gauss Obj, pCE+Img+Obj (ours) and full supervision for
+   every seed with ``pointseg train``, exports with ``pointseg export``,
+4. segments the test split with ``pointseg segment`` and scores it with ``pointseg evaluate``,
+5. writes a Markdown table (mean ± std over seeds) with the exact commands that produced it.
+
+Only the public CLI is used (as subprocesses), so the results are what a user would get.
+
+Data sets
+---------
+``synth3d``   ``pointseg demo-data --kind 3d-nuclei`` (3D U-Net), 14 volumes: 10 train / 2 val / 2 test.
+``bbbc007``   ``/work/shared/data/bbbc007`` (``--bbbc007 DIR``), 14 images with ``<name>.labels.tif``:
+              sorted by name, the first 10 train, the next 2 val, the last 2 test (FPN).
+``synth-he``  ``pointseg demo-data --kind 2d-he`` (FPN, 3 classes), 14 tiles: 10 / 2 / 2.
+
+Rows
+----
+``pCE`` (``--losses pce``), ``pCE+Img`` (``pce,img``), ``pCE+Obj`` (``pce,obj``), ``Gauss Obj``
+(``pce,img,obj`` with ``--objectness gauss``: ours with Gaussian blobs instead of the seeded-region-
+growing objectness), ``pCE+Img+Obj`` (ours, ``pce,img,obj``), ``Full`` (``--masks``: dense
+cross-entropy on the ground-truth masks; the upper bound).
+
+Usage
+-----
+::
+
+    python benchmarks/reproduce.py --quick                         # smoke test: tiny runs, 1 seed, all data sets
+    python benchmarks/reproduce.py --dataset bbbc007 --seeds 0,1,2  # real runs (hours on CPU)
+    python benchmarks/reproduce.py --dataset synth3d --dry-run      # print the commands only
+
+Results go to ``docs/results.md`` (``--quick``: ``WORK/results-quick.md``, so a smoke test never
+overwrites real numbers). Per-run JSON is kept in ``WORK/<dataset>/results.json``; the Markdown
+file is rebuilt from every data set's JSON present in ``WORK``, so data sets can be run one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ("synth3d", "bbbc007", "synth-he")
+ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Full")
+ROW_ARGS = {
+    "pCE": ["--losses", "pce"],
+    "pCE+Img": ["--losses", "pce,img"],
+    "pCE+Obj": ["--losses", "pce,obj"],
+    "Gauss Obj": ["--losses", "pce,img,obj", "--objectness", "gauss"],
+    "pCE+Img+Obj": ["--losses", "pce,img,obj"],
+    "Full": None,  # filled with --masks DIR per data set
+}
+#: The paper's numbers (Table 1), for the notes under each table.
+PAPER = {
+    "synth3d": "BBBC024 IoU: pCE 0.32, ours 0.67, full 0.88",
+    "synth-he": "CoNSeP mIoU: pCE 0.46 < pCE+Obj 0.50 < pCE+Img 0.55 ≈ Gauss Obj 0.55 < ours 0.555 < full 0.58",
+    "bbbc007": "not in the paper",
+}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How one data set is trained: architecture flags and budget (full and quick)."""
+
+    name: str
+    title: str
+    n: tuple[int, int, int]  # train, val, test
+    train_args: tuple[str, ...]
+    quick_args: tuple[str, ...]
+    size: str = ""
+    quick_size: str = ""
+
+
+SETUPS = {
+    "synth3d": Setup(
+        "synth3d", "Synthetic 3D nuclei (3D U-Net)", (10, 2, 2),
+        ("--arch", "unet3d", "--base-filters", "16", "--filter-growth", "2", "--crop", "32x64x64",
+         "--batch-size", "4", "--epochs", "20", "--steps-per-epoch", "25"),
+        ("--arch", "unet3d", "--base-filters", "4", "--crop", "16x32x32", "--batch-size", "2",
+         "--epochs", "1", "--steps-per-epoch", "3"),
+        size="48x128x128", quick_size="24x64x64",
+    ),
+    "bbbc007": Setup(
+        "bbbc007", "BBBC007 fluorescence nuclei, 2D (FPN)", (10, 2, 2),
+        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "128x128", "--batch-size", "16",
+         "--epochs", "20", "--steps-per-epoch", "25"),
+        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "64x64", "--batch-size", "2",
+         "--epochs", "1", "--steps-per-epoch", "3"),
+    ),
+    "synth-he": Setup(
+        "synth-he", "Synthetic 2D H&E, 3 nucleus classes (FPN)", (10, 2, 2),
+        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "128x128", "--batch-size", "16",
+         "--epochs", "20", "--steps-per-epoch", "25"),
+        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "64x64", "--batch-size", "2",
+         "--epochs", "1", "--steps-per-epoch", "3"),
+        size="256x256", quick_size="128x128",
+    ),
+}
+
+
+# ----------------------------------------------------------------------------------------- running
+@dataclass
+class Runner:
+    """Runs ``pointseg`` subcommands, logs them, and remembers the exact command lines."""
+
+    log_dir: Path
+    dry_run: bool = False
+    commands: list[str] = field(default_factory=list)
+
+    def __call__(self, *args: str, name: str) -> subprocess.CompletedProcess | None:
+        shown = "pointseg " + " ".join(shlex.quote(str(a)) for a in args)
+        self.commands.append(shown)
+        print(f"$ {shown}", flush=True)
+        if self.dry_run:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pointseg_cli", "--quiet", *map(str, args)],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        (self.log_dir / f"{name}.log").write_text(f"$ {shown}\n{proc.stdout}\n{proc.stderr}")
+        print(f"  -> exit {proc.returncode} in {time.perf_counter() - t0:.1f} s", flush=True)
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise RuntimeError(f"{name} failed (exit {proc.returncode}): {' | '.join(tail)}")
+        return proc
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    try:
+        dst.symlink_to(src.resolve())
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+# ----------------------------------------------------------------------------------------- data
+def prepare(ds: str, work: Path, run: Runner, *, quick: bool, bbbc007: Path) -> dict:
+    """Lay out images/ (train+val), test/, inst/ (train+val instance masks), masks/ and gt/ (semantic)."""
+    from pointseg_cli.io.images import image_stem, read_image, write_tiff
+
+    setup = SETUPS[ds]
+    base = work / ds
+    n_train, n_val, n_test = (3, 1, 1) if quick else setup.n
+    if ds == "bbbc007":
+        src = bbbc007
+        n_train, n_val, n_test = setup.n  # the fixed 10/2/2 split, also in quick mode
+    else:
+        src = base / "raw"
+        kind = "3d-nuclei" if ds == "synth3d" else "2d-he"
+        size = setup.quick_size if quick else setup.size
+        if not (src / "classes.txt").exists() or run.dry_run:
+            run("demo-data", src, "--kind", kind, "--n", str(n_train + n_val + n_test), "--size", size,
+                "--seed", "2021", name=f"{ds}-demo-data")
+    if run.dry_run:
+        return {"train": [], "val": [], "test": [], "classes": []}
+    images = sorted(p for p in src.glob("*.tif") if "." not in image_stem(p))
+    if len(images) < n_train + n_val + n_test:
+        raise RuntimeError(f"{src} holds {len(images)} images; the split needs {n_train + n_val + n_test}")
+    stems = [image_stem(p) for p in images]
+    split = {"train": stems[:n_train], "val": stems[n_train : n_train + n_val],
+             "test": stems[n_train + n_val : n_train + n_val + n_test]}
+    classes_txt = src / "classes.txt"
+    classes = classes_txt.read_text().split() if classes_txt.exists() else ["nucleus"]
+    for path, stem in zip(images, stems, strict=True):
+        part = "test" if stem in split["test"] else ("images" if stem in split["train"] + split["val"] else None)
+        if part is None:
+            continue
+        _link(path, base / part / path.name)
+        inst = src / f"{stem}.labels.tif"
+        sem_path = src / f"{stem}.classes.tif"
+        labels = read_image(inst)
+        sem = read_image(sem_path) if sem_path.exists() else (labels > 0).astype(np.uint8)
+        axes = "ZYX" if sem.ndim == 3 else "YX"
+        out = base / ("gt" if part == "test" else "masks") / f"{stem}.labels.tif"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_tiff(out, sem.astype(np.uint8), axes=axes, compression="zlib")
+        if part == "images":
+            _link(inst, base / "inst" / inst.name)
+    split["classes"] = classes
+    (base / "split.json").write_text(json.dumps(split, indent=1))
+    return split
+
+
+def simulate_points(ds: str, work: Path, run: Runner, split: dict, *, jitter: float) -> Path:
+    """One jittered click per instance of the train+val masks; per-click class from classes.tif."""
+    base = work / ds
+    out = base / "points.csv"
+    run("annotate-import", "--from-masks", str(base / "inst" / "*.labels.tif"), "--images", base / "images",
+        "--jitter", str(jitter), "--seed", "0", "--out", out, name=f"{ds}-points")
+    if ds == "synth-he" and not run.dry_run:
+        _classes_from_masks(out, base / "raw", split["classes"])
+    return out
+
+
+def _classes_from_masks(points_csv: Path, raw: Path, classes: list[str]) -> None:
+    from pointseg_cli.io.images import read_image
+    from pointseg_cli.io.points import PointTable, read_points_csv, write_points_csv
+
+    table = read_points_csv(points_csv)
+    names = np.asarray(table.class_name, dtype=object).copy()
+    for stem in table.stems:
+        sel = np.flatnonzero(np.asarray(table.image) == stem)
+        cls_img = read_image(raw / f"{stem}.classes.tif")
+        yx = table.subset(sel).pixel_coords(2)
+        ids = cls_img[yx[:, 0], yx[:, 1]]
+        if np.any(ids == 0):
+            raise RuntimeError(f"{stem}: {int((ids == 0).sum())} clicks fall on background in classes.tif")
+        names[sel] = [classes[i - 1] for i in ids]
+    write_points_csv(points_csv, PointTable(image=table.image, coords=table.coords, class_name=names.astype(str),
+                                            class_names=tuple(classes)))
+
+
+# ----------------------------------------------------------------------------------------- experiments
+def run_one(ds: str, row: str, seed: int, work: Path, run: Runner, split: dict, *,
+            quick: bool, device: str, extra: list[str]) -> dict:
+    """Train, export, segment the test split, evaluate; return the evaluation summary."""
+    setup = SETUPS[ds]
+    base = work / ds
+    rdir = base / "runs" / row.replace("+", "_").replace(" ", "_").lower() / f"seed{seed}"
+    if rdir.exists():
+        shutil.rmtree(rdir)
+    row_args = ROW_ARGS[row] if row != "Full" else ["--masks", str(base / "masks")]
+    train_args = list(setup.quick_args if quick else setup.train_args)
+    val = ",".join(split["val"]) if split["val"] else None
+    run("train", base / "points.csv", base / "images", "--out", rdir, *train_args, *row_args,
+        *(["--val-images", val] if val else []), "--seed", str(seed), "--device", device, *extra,
+        name=f"{ds}-{rdir.parent.name}-{seed}-train")
+    model = rdir / "model.onnx"
+    run("export", rdir, "--out", model, name=f"{ds}-{rdir.parent.name}-{seed}-export")
+    run("segment", base / "test", "--model", model, "--out-dir", rdir / "pred", "--device", device,
+        name=f"{ds}-{rdir.parent.name}-{seed}-segment")
+    report = rdir / "evaluate.json"
+    run("evaluate", rdir / "pred", base / "gt", "--json", report, name=f"{ds}-{rdir.parent.name}-{seed}-evaluate")
+    if run.dry_run:
+        return {}
+    return summarize_eval(json.loads(report.read_text()), split["classes"])
+
+
+def summarize_eval(data: dict, classes: list[str]) -> dict:
+    """Pull per-class IoU and mIoU (objects) of the whole test split out of ``evaluate --json``."""
+    overall = data.get("overall", data)
+    iou = overall.get("iou", {})
+    if isinstance(iou, list):  # [background, class 1, ...]
+        iou = dict(zip(["background", *classes], iou, strict=False))
+    return {"iou": {c: _num(iou.get(c)) for c in classes},
+            "miou": _num(overall.get("miou_objects", overall.get("miou")))}
+
+
+def _num(v: object) -> float:
+    return float("nan") if v is None else float(v)
+
+
+# ----------------------------------------------------------------------------------------- report
+def _fmt(values: list[float]) -> str:
+    v = np.asarray([x for x in values if np.isfinite(x)], float)
+    if v.size == 0:
+        return "—"
+    return f"{v.mean():.3f}" if v.size == 1 else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+
+
+def dataset_section(res: dict) -> str:
+    classes = res["classes"]
+    multi = len(classes) > 1
+    head = ["row", *(f"IoU {c}" for c in classes), "mIoU"] if multi else ["row", "IoU (nucleus)"]
+    lines = [f"## {res['title']}", "", f"Split (by sorted name): train {res['split']['train']}, "
+             f"val {res['split']['val']}, test {res['split']['test']}. Seeds: {res['seeds']}. "
+             f"{'QUICK smoke-test budget: numbers are meaningless.' if res['quick'] else ''}", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in ROWS:
+        runs = res["rows"].get(row)
+        if not runs:
+            continue
+        ok = [r for r in runs if "error" not in r]
+        cells = [row + ("" if len(ok) == len(runs) else f" ({len(runs) - len(ok)} failed)")]
+        if multi:
+            cells += [_fmt([r["iou"][c] for r in ok]) for c in classes]
+        cells.append(_fmt([r["miou"] for r in ok]))
+        lines.append("| " + " | ".join(cells) + " |")
+    errors = [f"- {row} seed {r['seed']}: {r['error']}" for row in ROWS for r in res["rows"].get(row, [])
+              if "error" in r]
+    lines += ["", f"Paper: {PAPER[res['dataset']]}.", "",
+              f"Machine: {res['machine']}; {res['elapsed_s'] / 60:.1f} min for this table."]
+    if errors:
+        lines += ["", "Failed runs:", *errors]
+    lines += ["", "<details><summary>Commands</summary>", "", "```bash", *res["commands"], "```", "",
+              "</details>", ""]
+    return "\n".join(lines)
+
+
+def write_markdown(work: Path, out: Path, quick: bool) -> None:
+    parts = ["# Results: the paper's ablation on data we have", "",
+             "Produced by `benchmarks/reproduce.py` (see its docstring for the protocol). IoU of the object "
+             "class(es) on the held-out test split, pooled over its images; mIoU = mean over object classes "
+             "(classes absent from both prediction and ground truth excluded). mean ± std over seeds.", ""]
+    for ds in DATASETS:
+        f = work / ds / ("results-quick.json" if quick else "results.json")
+        if f.exists():
+            parts.append(dataset_section(json.loads(f.read_text())))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
+    print(f"wrote {out}")
+
+
+def machine() -> str:
+    import torch
+
+    cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.node()} ({os.cpu_count()} CPU cores, {cuda}), torch {torch.__version__}, " \
+           f"{time.strftime('%Y-%m-%d')}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", default="all", help=f"{', '.join(DATASETS)} or all (comma-separated list ok)")
+    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of: " + ", ".join(ROWS))
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (>= 3 for the tables)")
+    p.add_argument("--quick", action="store_true", help="tiny data and steps, seed 0 only: a smoke test")
+    p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work", help="working folder")
+    p.add_argument("--out", type=Path, default=None, help="Markdown output (default docs/results.md; "
+                   "--quick: WORK/results-quick.md)")
+    p.add_argument("--bbbc007", type=Path, default=Path("/work/shared/data/bbbc007"))
+    p.add_argument("--jitter", type=float, default=2.0, help="click jitter in pixels (annotate-import)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--train-args", default="", help="extra flags for every `pointseg train`, e.g. '--w 10'")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--prepare-only", action="store_true", help="only lay out the split and simulate points")
+    a = p.parse_args(argv)
+    datasets = DATASETS if a.dataset == "all" else tuple(a.dataset.split(","))
+    rows = tuple(r.strip() for r in a.rows.split(","))
+    for name, values, valid in (("dataset", datasets, DATASETS), ("row", rows, ROWS)):
+        bad = [v for v in values if v not in valid]
+        if bad:
+            p.error(f"unknown {name} {bad}; choose from {', '.join(valid)}")
+    seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
+    out = a.out or (a.work / "results-quick.md" if a.quick else ROOT / "docs" / "results.md")
+    failures = 0
+    for ds in datasets:
+        t0 = time.perf_counter()
+        run = Runner(a.work / ds / "logs", dry_run=a.dry_run)
+        split = prepare(ds, a.work, run, quick=a.quick, bbbc007=a.bbbc007)
+        simulate_points(ds, a.work, run, split, jitter=a.jitter)
+        if a.prepare_only:
+            continue
+        res = {"dataset": ds, "title": SETUPS[ds].title, "quick": a.quick, "seeds": seeds, "classes":
+               split["classes"], "split": {k: split[k] for k in ("train", "val", "test")}, "rows": {}}
+        for row in rows:
+            for seed in seeds:
+                try:
+                    r = run_one(ds, row, seed, a.work, run, split, quick=a.quick, device=a.device,
+                                extra=shlex.split(a.train_args))
+                except RuntimeError as exc:
+                    print(f"  !! {exc}", flush=True)
+                    failures += 1
+                    r = {"error": str(exc)}
+                res["rows"].setdefault(row, []).append({"seed": seed, **r})
+        if a.dry_run:
+            continue
+        res.update(commands=run.commands, machine=machine(), elapsed_s=time.perf_counter() - t0)
+        (a.work / ds / ("results-quick.json" if a.quick else "results.json")).write_text(json.dumps(res, indent=1))
+    if not (a.dry_run or a.prepare_only):
+        write_markdown(a.work, out, a.quick)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
