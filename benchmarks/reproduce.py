@@ -90,27 +90,109 @@ class Setup:
 
 SETUPS = {
     "synth3d": Setup(
-        "synth3d", "Synthetic 3D nuclei (3D U-Net)", (10, 2, 2),
-        ("--arch", "unet3d", "--base-filters", "16", "--filter-growth", "2", "--crop", "32x64x64",
-         "--batch-size", "4", "--epochs", "20", "--steps-per-epoch", "25"),
-        ("--arch", "unet3d", "--base-filters", "4", "--crop", "16x32x32", "--batch-size", "2",
-         "--epochs", "1", "--steps-per-epoch", "3"),
-        size="48x128x128", quick_size="24x64x64",
+        "synth3d",
+        "Synthetic 3D nuclei (3D U-Net)",
+        (10, 2, 2),
+        (
+            "--arch",
+            "unet3d",
+            "--base-filters",
+            "16",
+            "--filter-growth",
+            "2",
+            "--crop",
+            "32x64x64",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "20",
+            "--steps-per-epoch",
+            "25",
+        ),
+        (
+            "--arch",
+            "unet3d",
+            "--base-filters",
+            "4",
+            "--crop",
+            "16x32x32",
+            "--batch-size",
+            "2",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "3",
+        ),
+        size="48x128x128",
+        quick_size="24x64x64",
     ),
     "bbbc007": Setup(
-        "bbbc007", "BBBC007 fluorescence nuclei, 2D (FPN)", (10, 2, 2),
-        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "128x128", "--batch-size", "16",
-         "--epochs", "20", "--steps-per-epoch", "25"),
-        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "64x64", "--batch-size", "2",
-         "--epochs", "1", "--steps-per-epoch", "3"),
+        "bbbc007",
+        "BBBC007 fluorescence nuclei, 2D (FPN)",
+        (10, 2, 2),
+        (
+            "--arch",
+            "fpn",
+            "--encoder",
+            "resnet18",
+            "--crop",
+            "128x128",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "20",
+            "--steps-per-epoch",
+            "25",
+        ),
+        (
+            "--arch",
+            "fpn",
+            "--encoder",
+            "resnet18",
+            "--crop",
+            "64x64",
+            "--batch-size",
+            "2",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "3",
+        ),
     ),
     "synth-he": Setup(
-        "synth-he", "Synthetic 2D H&E, 3 nucleus classes (FPN)", (10, 2, 2),
-        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "128x128", "--batch-size", "16",
-         "--epochs", "20", "--steps-per-epoch", "25"),
-        ("--arch", "fpn", "--encoder", "resnet18", "--crop", "64x64", "--batch-size", "2",
-         "--epochs", "1", "--steps-per-epoch", "3"),
-        size="256x256", quick_size="128x128",
+        "synth-he",
+        "Synthetic 2D H&E, 3 nucleus classes (FPN)",
+        (10, 2, 2),
+        (
+            "--arch",
+            "fpn",
+            "--encoder",
+            "resnet18",
+            "--crop",
+            "128x128",
+            "--batch-size",
+            "16",
+            "--epochs",
+            "20",
+            "--steps-per-epoch",
+            "25",
+        ),
+        (
+            "--arch",
+            "fpn",
+            "--encoder",
+            "resnet18",
+            "--crop",
+            "64x64",
+            "--batch-size",
+            "2",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "3",
+        ),
+        size="256x256",
+        quick_size="128x128",
     ),
 }
 
@@ -134,7 +216,10 @@ class Runner:
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "pointseg_cli", "--quiet", *map(str, args)],
-            capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         (self.log_dir / f"{name}.log").write_text(f"$ {shown}\n{proc.stdout}\n{proc.stderr}")
         print(f"  -> exit {proc.returncode} in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -170,16 +255,30 @@ def prepare(ds: str, work: Path, run: Runner, *, quick: bool, bbbc007: Path) -> 
         kind = "3d-nuclei" if ds == "synth3d" else "2d-he"
         size = setup.quick_size if quick else setup.size
         if not (src / "classes.txt").exists() or run.dry_run:
-            run("demo-data", src, "--kind", kind, "--n", str(n_train + n_val + n_test), "--size", size,
-                "--seed", "2021", name=f"{ds}-demo-data")
+            run(
+                "demo-data",
+                src,
+                "--kind",
+                kind,
+                "--n",
+                str(n_train + n_val + n_test),
+                "--size",
+                size,
+                "--seed",
+                "2021",
+                name=f"{ds}-demo-data",
+            )
     if run.dry_run:
         return {"train": [], "val": [], "test": [], "classes": []}
     images = sorted(p for p in src.glob("*.tif") if "." not in image_stem(p))
     if len(images) < n_train + n_val + n_test:
         raise RuntimeError(f"{src} holds {len(images)} images; the split needs {n_train + n_val + n_test}")
     stems = [image_stem(p) for p in images]
-    split = {"train": stems[:n_train], "val": stems[n_train : n_train + n_val],
-             "test": stems[n_train + n_val : n_train + n_val + n_test]}
+    split = {
+        "train": stems[:n_train],
+        "val": stems[n_train : n_train + n_val],
+        "test": stems[n_train + n_val : n_train + n_val + n_test],
+    }
     classes_txt = src / "classes.txt"
     classes = classes_txt.read_text().split() if classes_txt.exists() else ["nucleus"]
     for path, stem in zip(images, stems, strict=True):
@@ -206,8 +305,20 @@ def simulate_points(ds: str, work: Path, run: Runner, split: dict, *, jitter: fl
     """One jittered click per instance of the train+val masks; per-click class from classes.tif."""
     base = work / ds
     out = base / "points.csv"
-    run("annotate-import", "--from-masks", str(base / "inst" / "*.labels.tif"), "--images", base / "images",
-        "--jitter", str(jitter), "--seed", "0", "--out", out, name=f"{ds}-points")
+    run(
+        "annotate-import",
+        "--from-masks",
+        str(base / "inst" / "*.labels.tif"),
+        "--images",
+        base / "images",
+        "--jitter",
+        str(jitter),
+        "--seed",
+        "0",
+        "--out",
+        out,
+        name=f"{ds}-points",
+    )
     if ds == "synth-he" and not run.dry_run:
         _classes_from_masks(out, base / "raw", split["classes"])
     return out
@@ -227,13 +338,16 @@ def _classes_from_masks(points_csv: Path, raw: Path, classes: list[str]) -> None
         if np.any(ids == 0):
             raise RuntimeError(f"{stem}: {int((ids == 0).sum())} clicks fall on background in classes.tif")
         names[sel] = [classes[i - 1] for i in ids]
-    write_points_csv(points_csv, PointTable(image=table.image, coords=table.coords, class_name=names.astype(str),
-                                            class_names=tuple(classes)))
+    write_points_csv(
+        points_csv,
+        PointTable(image=table.image, coords=table.coords, class_name=names.astype(str), class_names=tuple(classes)),
+    )
 
 
 # ----------------------------------------------------------------------------------------- experiments
-def run_one(ds: str, row: str, seed: int, work: Path, run: Runner, split: dict, *,
-            quick: bool, device: str, extra: list[str]) -> dict:
+def run_one(
+    ds: str, row: str, seed: int, work: Path, run: Runner, split: dict, *, quick: bool, device: str, extra: list[str]
+) -> dict:
     """Train, export, segment the test split, evaluate; return the evaluation summary."""
     setup = SETUPS[ds]
     base = work / ds
@@ -243,15 +357,46 @@ def run_one(ds: str, row: str, seed: int, work: Path, run: Runner, split: dict, 
     row_args = ROW_ARGS[row] if row != "Full" else ["--masks", str(base / "masks")]
     train_args = list(setup.quick_args if quick else setup.train_args)
     val = ",".join(split["val"]) if split["val"] else None
-    run("train", base / "points.csv", base / "images", "--out", rdir, *train_args, *row_args,
-        *(["--val-images", val] if val else []), "--seed", str(seed), "--device", device, *extra,
-        name=f"{ds}-{rdir.parent.name}-{seed}-train")
+    run(
+        "train",
+        base / "points.csv",
+        base / "images",
+        "--out",
+        rdir,
+        *train_args,
+        *row_args,
+        *(["--val-images", val] if val else []),
+        "--seed",
+        str(seed),
+        "--device",
+        device,
+        *extra,
+        name=f"{ds}-{rdir.parent.name}-{seed}-train",
+    )
     model = rdir / "model.onnx"
     run("export", rdir, "--out", model, name=f"{ds}-{rdir.parent.name}-{seed}-export")
-    run("segment", base / "test", "--model", model, "--out-dir", rdir / "pred", "--device", device,
-        name=f"{ds}-{rdir.parent.name}-{seed}-segment")
+    run(
+        "segment",
+        base / "test",
+        "--model",
+        model,
+        "--out-dir",
+        rdir / "pred",
+        "--device",
+        device,
+        name=f"{ds}-{rdir.parent.name}-{seed}-segment",
+    )
     report = rdir / "evaluate.json"
-    run("evaluate", rdir / "pred", base / "gt", "--json", report, name=f"{ds}-{rdir.parent.name}-{seed}-evaluate")
+    run(
+        "evaluate",
+        rdir / "pred",
+        base / "gt",
+        "--classes",
+        ",".join(split["classes"]) or "nucleus",
+        "--json",
+        report,
+        name=f"{ds}-{rdir.parent.name}-{seed}-evaluate",
+    )
     if run.dry_run:
         return {}
     return summarize_eval(json.loads(report.read_text()), split["classes"])
@@ -263,8 +408,10 @@ def summarize_eval(data: dict, classes: list[str]) -> dict:
     iou = overall.get("iou", {})
     if isinstance(iou, list):  # [background, class 1, ...]
         iou = dict(zip(["background", *classes], iou, strict=False))
-    return {"iou": {c: _num(iou.get(c)) for c in classes},
-            "miou": _num(overall.get("miou_objects", overall.get("miou")))}
+    return {
+        "iou": {c: _num(iou.get(c)) for c in classes},
+        "miou": _num(overall.get("miou_objects", overall.get("miou"))),
+    }
 
 
 def _num(v: object) -> float:
@@ -283,10 +430,16 @@ def dataset_section(res: dict) -> str:
     classes = res["classes"]
     multi = len(classes) > 1
     head = ["row", *(f"IoU {c}" for c in classes), "mIoU"] if multi else ["row", "IoU (nucleus)"]
-    lines = [f"## {res['title']}", "", f"Split (by sorted name): train {res['split']['train']}, "
-             f"val {res['split']['val']}, test {res['split']['test']}. Seeds: {res['seeds']}. "
-             f"{'QUICK smoke-test budget: numbers are meaningless.' if res['quick'] else ''}", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [
+        f"## {res['title']}",
+        "",
+        f"Split (by sorted name): train {res['split']['train']}, "
+        f"val {res['split']['val']}, test {res['split']['test']}. Seeds: {res['seeds']}. "
+        f"{'QUICK smoke-test budget: numbers are meaningless.' if res['quick'] else ''}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for row in ROWS:
         runs = res["rows"].get(row)
         if not runs:
@@ -297,22 +450,30 @@ def dataset_section(res: dict) -> str:
             cells += [_fmt([r["iou"][c] for r in ok]) for c in classes]
         cells.append(_fmt([r["miou"] for r in ok]))
         lines.append("| " + " | ".join(cells) + " |")
-    errors = [f"- {row} seed {r['seed']}: {r['error']}" for row in ROWS for r in res["rows"].get(row, [])
-              if "error" in r]
-    lines += ["", f"Paper: {PAPER[res['dataset']]}.", "",
-              f"Machine: {res['machine']}; {res['elapsed_s'] / 60:.1f} min for this table."]
+    errors = [
+        f"- {row} seed {r['seed']}: {r['error']}" for row in ROWS for r in res["rows"].get(row, []) if "error" in r
+    ]
+    lines += [
+        "",
+        f"Paper: {PAPER[res['dataset']]}.",
+        "",
+        f"Machine: {res['machine']}; {res['elapsed_s'] / 60:.1f} min for this table.",
+    ]
     if errors:
         lines += ["", "Failed runs:", *errors]
-    lines += ["", "<details><summary>Commands</summary>", "", "```bash", *res["commands"], "```", "",
-              "</details>", ""]
+    lines += ["", "<details><summary>Commands</summary>", "", "```bash", *res["commands"], "```", "", "</details>", ""]
     return "\n".join(lines)
 
 
 def write_markdown(work: Path, out: Path, quick: bool) -> None:
-    parts = ["# Results: the paper's ablation on data we have", "",
-             "Produced by `benchmarks/reproduce.py` (see its docstring for the protocol). IoU of the object "
-             "class(es) on the held-out test split, pooled over its images; mIoU = mean over object classes "
-             "(classes absent from both prediction and ground truth excluded). mean ± std over seeds.", ""]
+    parts = [
+        "# Results: the paper's ablation on data we have",
+        "",
+        "Produced by `benchmarks/reproduce.py` (see its docstring for the protocol). IoU of the object "
+        "class(es) on the held-out test split, pooled over its images; mIoU = mean over object classes "
+        "(classes absent from both prediction and ground truth excluded). mean ± std over seeds.",
+        "",
+    ]
     for ds in DATASETS:
         f = work / ds / ("results-quick.json" if quick else "results.json")
         if f.exists():
@@ -326,8 +487,10 @@ def machine() -> str:
     import torch
 
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.node()} ({os.cpu_count()} CPU cores, {cuda}), torch {torch.__version__}, " \
-           f"{time.strftime('%Y-%m-%d')}"
+    return (
+        f"{platform.node()} ({os.cpu_count()} CPU cores, {cuda}), torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,9 +499,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of: " + ", ".join(ROWS))
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (>= 3 for the tables)")
     p.add_argument("--quick", action="store_true", help="tiny data and steps, seed 0 only: a smoke test")
-    p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "_work", help="working folder")
-    p.add_argument("--out", type=Path, default=None, help="Markdown output (default docs/results.md; "
-                   "--quick: WORK/results-quick.md)")
+    p.add_argument(
+        "--work", type=Path, default=ROOT / "runs" / "reproduce", help="working folder (runs/ is git-ignored)"
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="Markdown output (default docs/results.md; --quick: WORK/results-quick.md)",
+    )
     p.add_argument("--bbbc007", type=Path, default=Path("/work/shared/data/bbbc007"))
     p.add_argument("--jitter", type=float, default=2.0, help="click jitter in pixels (annotate-import)")
     p.add_argument("--device", default="auto")
@@ -362,13 +531,29 @@ def main(argv: list[str] | None = None) -> int:
         simulate_points(ds, a.work, run, split, jitter=a.jitter)
         if a.prepare_only:
             continue
-        res = {"dataset": ds, "title": SETUPS[ds].title, "quick": a.quick, "seeds": seeds, "classes":
-               split["classes"], "split": {k: split[k] for k in ("train", "val", "test")}, "rows": {}}
+        res = {
+            "dataset": ds,
+            "title": SETUPS[ds].title,
+            "quick": a.quick,
+            "seeds": seeds,
+            "classes": split["classes"],
+            "split": {k: split[k] for k in ("train", "val", "test")},
+            "rows": {},
+        }
         for row in rows:
             for seed in seeds:
                 try:
-                    r = run_one(ds, row, seed, a.work, run, split, quick=a.quick, device=a.device,
-                                extra=shlex.split(a.train_args))
+                    r = run_one(
+                        ds,
+                        row,
+                        seed,
+                        a.work,
+                        run,
+                        split,
+                        quick=a.quick,
+                        device=a.device,
+                        extra=shlex.split(a.train_args),
+                    )
                 except RuntimeError as exc:
                     print(f"  !! {exc}", flush=True)
                     failures += 1
