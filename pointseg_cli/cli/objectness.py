@@ -1,10 +1,128 @@
-"""`pointseg objectness` (placeholder until its issue lands)."""
+"""`pointseg objectness`: grow soft labels from points (seeded region growing)."""
 
 from __future__ import annotations
 
-from pointseg_cli.errors import PointsegError
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from pointseg_cli.cli._common import RichProgress, console, get_state
+from pointseg_cli.errors import BatchError, ConfigError, InputError
+from pointseg_cli.io.normalize import Normalization
+from pointseg_cli.io.points import parse_classes, read_points_csv
+from pointseg_cli.objectness import DEFAULT_W, ObjectnessConfig
+from pointseg_cli.objectness.batch import run_objectness
 
 
-def command() -> None:
-    """Not available yet in this build."""
-    raise PointsegError("'pointseg objectness' is not available yet in this build")
+def _parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{what} must be numbers separated by commas (e.g. 2,0.5,0.5); got {text!r}") from None
+
+
+def _parse_ints(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"{what} must be integers separated by commas (e.g. 0,10,20); got {text!r}") from None
+    if any(v < 0 for v in values):
+        raise ConfigError(f"{what} must be >= 0; got {text!r}")
+    return values
+
+
+def command(
+    points: Path = typer.Argument(..., help="Canonical points CSV (image,z,y,x,class)."),
+    images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    w: float = typer.Option(DEFAULT_W, "--w", help="Objectness decay in exp(-w*d), intensities scaled to [0, 1]."),
+    mode: str = typer.Option("paper", "--mode", help="paper (label when first reached) or geodesic (exact)."),
+    connectivity: int = typer.Option(1, "--connectivity", help="1 = face neighbours ... ndim = full."),
+    spacing: str = typer.Option(None, "--spacing", help="Voxel size per spatial axis, e.g. 2,0.5,0.5 (z,y,x)."),
+    stain_normalize: Path = typer.Option(
+        None, "--stain-normalize", help="RGB target image: normalise H&E stain colours to it."
+    ),
+    stain_method: str = typer.Option("vahadane", "--stain-method", help="vahadane or macenko."),
+    diffuse: int = typer.Option(0, "--diffuse", help="Perona-Malik diffusion iterations (0 = off)."),
+    kappa: float = typer.Option(0.1, "--kappa", help="Diffusion edge threshold (normalised intensity)."),
+    equalize: bool = typer.Option(False, "--equalize", help="Histogram-equalise each image first."),
+    low: float = typer.Option(1.0, "--low", help="Percentile mapped to 0."),
+    high: float = typer.Option(99.8, "--high", help="Percentile mapped to 1."),
+    axes: str = typer.Option(None, "--axes", help="Override the images' stored axes, e.g. CZYX."),
+    classes: str = typer.Option(None, "--classes", help="Class order, comma separated (default: sorted)."),
+    preview: bool = typer.Option(False, "--preview", help="Also write <stem>.preview.png overlays."),
+    tune: Path = typer.Option(
+        None, "--tune", help="Folder of label masks: choose w and diffusion by IoU of Obj>0.5 with them."
+    ),
+    tune_diffusion: str = typer.Option(
+        "0,5,10,20,40", "--tune-diffusion", help="Diffusion iterations tried by --tune."
+    ),
+) -> None:
+    """Grow one region per point and write soft labels, regions and boundary background.
+
+    For each image with points, writes <stem>.objectness.tif (float32 (K+1, ...) soft labels),
+    <stem>.regions.tif, <stem>.background.tif, optionally <stem>.preview.png, and objectness.json
+    (settings, class order, tuning) in the output folder.
+
+    Example
+    -------
+    pointseg objectness points.csv images/ --out objectness/ --preview
+
+    pointseg objectness points.csv images/ --out objectness/ --tune masks/ --diffuse 10
+    """
+    state = get_state()
+    if not points.is_file():
+        raise InputError(f"points file {str(points)!r} does not exist")
+    table = read_points_csv(points, classes=parse_classes(classes))
+    config = ObjectnessConfig(
+        w=w,
+        mode=mode,
+        connectivity=connectivity,
+        spacing=_parse_floats(spacing, "--spacing"),
+        normalization=Normalization(method="percentile", low=low, high=high),
+        stain_method=stain_method if stain_normalize is not None else None,
+        stain_target=str(stain_normalize) if stain_normalize is not None else None,
+        diffusion_iterations=diffuse,
+        diffusion_kappa=kappa,
+        equalize=equalize,
+    )
+    grid = _parse_ints(tune_diffusion, "--tune-diffusion")
+    with RichProgress() as bar:
+        run = run_objectness(
+            table, images, out, config=config, axes=axes, preview=preview, stain_target=stain_normalize,
+            tune_masks=tune, diffusion_grid=grid, progress=bar,
+        )
+    if state.quiet and not run.failed:
+        return
+    if run.tuned is not None:
+        t = Table(title=f"--tune: IoU(Obj > 0.5, mask) on {tune}")
+        for col in ("diffusion", "best w", "IoU"):
+            t.add_column(col, justify="right")
+        for d, bw, iou in run.tuned.table:
+            t.add_row(str(d), f"{bw:.4g}", f"{iou:.4f}")
+        console.print(t)
+        console.print(
+            f"chosen: w = {run.tuned.w:.4g}, diffusion = {run.tuned.diffusion_iterations} "
+            f"(IoU {run.tuned.iou:.4f})"
+        )
+    t = Table(title=f"objectness (w={run.config.w:.4g}, mode={run.config.mode}) -> {out}")
+    for col, just in (("image", "left"), ("seeds", "right"), ("shape", "right"), ("seconds", "right"),
+                      ("status", "left")):
+        t.add_column(col, justify=just)
+    for o in run.outcomes:
+        status = "[green]ok[/]" if o.error is None else f"[red]{o.error}[/]"
+        t.add_row(o.stem, str(o.seeds), "x".join(map(str, o.shape)), f"{o.seconds:.2f}", status)
+    console.print(t)
+    if run.skipped:
+        console.print(f"{len(run.skipped)} image(s) without points skipped")
+    if run.missing:
+        console.print(f"[yellow]{len(run.missing)} image name(s) in the points file not found:[/] "
+                      + ", ".join(run.missing[:5]))
+    console.print(f"classes: {', '.join(run.classes)}; settings in {run.sidecar}")
+    if run.failed:
+        if len(run.outcomes) == 1:
+            raise InputError(run.outcomes[0].error or "failed")
+        raise BatchError(run.failed, len(run.outcomes))
