@@ -1,15 +1,54 @@
-"""`pointseg models` (placeholder until its issue lands)."""
+"""`pointseg models`: list registered models and fetch downloadable ones into the cache."""
 
 from __future__ import annotations
 
 import typer
+from rich.table import Table
 
-from pointseg_cli.errors import PointsegError
+from pointseg_cli.cli._common import console
 
-app = typer.Typer(help="List and fetch pretrained models.", no_args_is_help=True)
+app = typer.Typer(
+    help="List and fetch pretrained models.\n\nExample: pointseg models list; pointseg models fetch NAME",
+    no_args_is_help=True,
+)
 
 
 @app.command("list")
 def list_models() -> None:
-    """Not available yet in this build."""
-    raise PointsegError("'pointseg models list' is not available yet in this build")
+    """List registered models: name, kind, where it lives (embedded / cached / not downloaded).
+
+    Example
+    -------
+    pointseg models list
+    """
+    from pointseg_cli import zoo
+
+    table = Table(title="pointseg models")
+    for col in ("name", "kind", "status", "file", "description"):
+        table.add_column(col, overflow="fold")
+    for entry in zoo.read_registry():
+        if entry.embedded:
+            status = "[green]embedded[/]"
+        elif zoo.cached_path(entry) is not None:
+            status = "[green]cached[/]"
+        else:
+            status = "[yellow]not downloaded[/]"
+        table.add_row(entry.name, entry.kind, status, entry.file, entry.description)
+    console.print(table)
+    console.print(f"cache: {zoo.cache_dir()}  ·  download base: {zoo.models_url()}")
+
+
+@app.command("fetch")
+def fetch_model(
+    name: str = typer.Argument(..., help="Registered model name (see 'pointseg models list')."),
+) -> None:
+    """Download a registered model into the cache (sha256-checked) and print its path.
+
+    Example
+    -------
+    pointseg models fetch test-2d-gray-remote
+    """
+    from pointseg_cli import zoo
+
+    path = zoo.fetch(name)
+    console.print(str(path), soft_wrap=True)

@@ -49,15 +49,32 @@ def _check_batch(batch: np.ndarray, meta: ModelMetadata) -> None:
         )
 
 
-def _import_ort() -> Any:
+def _nvidia_driver_absent() -> bool:
+    """True only when this is Linux and no NVIDIA driver is loaded (then CUDA cannot work)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    return not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists())
+
+
+def _import_ort(*, want_cuda: bool) -> Any:
+    import contextlib
+    import io
+
     import onnxruntime as ort
 
     preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
+    if want_cuda and preload is not None:
+        # preload_dlls prints to stdout about every library it cannot find; keep that in the log.
+        buf = io.StringIO()
         try:
-            preload()
+            with contextlib.redirect_stdout(buf):
+                preload()
         except (OSError, RuntimeError) as exc:  # missing CUDA libraries: the CPU provider still works
             log.debug("onnxruntime.preload_dlls() failed: %s", exc)
+        if buf.getvalue().strip():
+            log.debug("onnxruntime.preload_dlls(): %s", buf.getvalue().strip())
     return ort
 
 
@@ -79,12 +96,24 @@ class OrtPredictor:
         check_choice("device", device, DEVICE_CHOICES)
         self.path = Path(path)
         self._meta = read_model_metadata(self.path)
-        ort = _import_ort()
+        # ``auto`` skips the CUDA attempt where no NVIDIA driver exists (saves time and log noise);
+        # everywhere else the created session's providers decide, never get_available_providers().
+        no_driver = _nvidia_driver_absent()
+        if device == "cuda" and no_driver:
+            raise DeviceError(
+                "device 'cuda' was requested but this machine has no NVIDIA driver (no /proc/driver/nvidia); "
+                "use --device cpu or auto"
+            )
+        want_cuda = device == "cuda" or (device == "auto" and not no_driver)
+        ort = _import_ort(want_cuda=want_cuda)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
+        if not log.isEnabledFor(logging.DEBUG):
+            # onnxruntime logs a failed CUDA provider at error level on stderr; we report it ourselves.
+            opts.log_severity_level = 4
         providers: list[Any] = ["CPUExecutionProvider"]
-        if device in ("auto", "cuda"):
+        if want_cuda:
             providers = [("CUDAExecutionProvider", {}), "CPUExecutionProvider"]
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)

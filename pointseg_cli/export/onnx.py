@@ -1,0 +1,185 @@
+"""Export a trained network to ONNX with pointseg metadata, checked for parity against PyTorch.
+
+The exported graph has input ``image`` ``(N, C, *spatial)`` and output ``logits``
+``(N, K+1, *spatial)`` with dynamic batch and spatial axes, carries the ``pointseg.*`` metadata
+of :mod:`pointseg_cli.export.metadata`, passes ``onnx.checker`` and agrees with the PyTorch
+model on a random input of the training tile size. If it does not, :class:`ParityError` is raised
+and no file is left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pointseg_cli.errors import ConfigError, ModelError, ParityError, check_choice
+from pointseg_cli.export.metadata import ModelMetadata, metadata_from_loaded, read_model_metadata
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")
+#: Default parity tolerance on the relative error (max |onnx - torch| / max |torch|).
+DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
+MAX_OPSET = 18
+
+__all__ = ["ExportResult", "export_module", "export_onnx", "read_model_metadata"]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Outcome of an export.
+
+    Attributes
+    ----------
+    path : Path
+        The written ``.onnx`` file.
+    metadata : ModelMetadata
+        What was stored in it.
+    max_abs_error, max_rel_error : float
+        Parity of onnxruntime against PyTorch (fp32) on a random tile; relative to ``max |torch|``.
+    tolerance : float
+        The relative tolerance that was applied.
+    opset : int
+        ONNX opset of the graph.
+    size_bytes : int
+        File size.
+    """
+
+    path: Path
+    metadata: ModelMetadata
+    max_abs_error: float
+    max_rel_error: float
+    tolerance: float
+    opset: int
+    size_bytes: int
+
+
+def _dynamic_axes(ndim: int) -> dict[str, dict[int, str]]:
+    names = ["z", "y", "x"][-ndim:]
+    spatial = {i + 2: n for i, n in enumerate(names)}
+    return {"image": {0: "n", **spatial}, "logits": {0: "n", **spatial}}
+
+
+def _ort_run(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run(["logits"], {"image": x})[0], dtype=np.float32)
+
+
+def export_module(
+    model: Any,
+    metadata: ModelMetadata,
+    out: str | Path,
+    *,
+    precision: str = "fp32",
+    opset: int = 17,
+    tolerance: float | None = None,
+    seed: int = 0,
+) -> ExportResult:
+    """Export a PyTorch module (``(N, C, *spatial) -> (N, K+1, *spatial)``) to ``out``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network (put in eval mode, moved to CPU for export).
+    metadata : ModelMetadata
+        Classes, ndim, channels, normalisation, tile and divisor to store.
+    out : path-like
+        Destination ``.onnx`` file (written atomically).
+    precision : {"fp32", "fp16"}
+        fp16 halves the weights and the input/output element type.
+    opset : int
+        ONNX opset, at most :data:`MAX_OPSET`.
+    tolerance : float, optional
+        Maximum relative parity error; :data:`DEFAULT_TOLERANCE` by precision when None.
+    seed : int
+        Seed of the random parity input.
+    """
+    import onnx
+    import torch
+
+    from pointseg_cli.io.images import atomic_output
+
+    check_choice("precision", precision, PRECISIONS)
+    if not 7 <= opset <= MAX_OPSET:
+        raise ConfigError(f"opset must be between 7 and {MAX_OPSET}; got {opset}")
+    tol = DEFAULT_TOLERANCE[precision] if tolerance is None else float(tolerance)
+    if tol <= 0:
+        raise ConfigError(f"tolerance must be > 0; got {tol}")
+    out = Path(out)
+    model = model.to("cpu").eval()
+    meta = ModelMetadata(**{**metadata.__dict__, "precision": precision})
+    rng = np.random.default_rng(seed)
+    x = rng.random((1, meta.channels, *meta.tile), dtype=np.float32)
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x)).float().numpy()
+    if ref.shape != (1, meta.n_outputs, *meta.tile):
+        raise ModelError(
+            f"model output shape {ref.shape} does not match the metadata's (1, {meta.n_outputs}, *{meta.tile})"
+        )
+    export_model = model
+    dummy = torch.from_numpy(x)
+    if precision == "fp16":
+        import copy
+
+        export_model = copy.deepcopy(model).half()
+        dummy = dummy.half()
+    with atomic_output(out) as tmp:
+        try:
+            torch.onnx.export(
+                export_model, (dummy,), str(tmp), input_names=["image"], output_names=["logits"],
+                dynamic_axes=_dynamic_axes(meta.ndim), opset_version=opset, dynamo=False,
+            )
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise ModelError(f"torch.onnx.export failed: {exc}") from exc
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        for key, value in meta.to_props().items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        proto.doc_string = f"pointseg model: classes {list(meta.classes)}, {meta.kind}"
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise ModelError(f"exported graph fails onnx.checker: {exc}") from exc
+        onnx.save(proto, str(tmp))
+        feed = x.astype(np.float16) if precision == "fp16" else x
+        got = _ort_run(tmp, feed)
+        abs_err = float(np.max(np.abs(got - ref)))
+        scale = float(np.max(np.abs(ref))) or 1.0
+        rel_err = abs_err / scale
+        log.info("parity onnxruntime vs torch: max abs %.3g, rel %.3g (tolerance %.3g)", abs_err, rel_err, tol)
+        if not np.isfinite(rel_err) or rel_err > tol:
+            raise ParityError(
+                f"ONNX output differs from PyTorch beyond tolerance: max abs error {abs_err:.3g}, "
+                f"relative {rel_err:.3g} > {tol:.3g} ({precision}); no file written"
+            )
+    return ExportResult(
+        path=out, metadata=meta, max_abs_error=abs_err, max_rel_error=rel_err, tolerance=tol,
+        opset=opset, size_bytes=out.stat().st_size,
+    )
+
+
+def export_onnx(
+    run_dir_or_ckpt: str | Path,
+    out: str | Path,
+    *,
+    precision: str = "fp32",
+    opset: int = 17,
+    tolerance: float | None = None,
+) -> ExportResult:
+    """Export a training run (``config.json`` + ``best.pt``) or a ``.pt`` checkpoint to ONNX.
+
+    See :func:`export_module` for the parameters and checks.
+    """
+    from pointseg_cli.train.checkpoint import load_model
+
+    loaded = load_model(run_dir_or_ckpt, device="cpu")
+    return export_module(
+        loaded.model, metadata_from_loaded(loaded), out, precision=precision, opset=opset, tolerance=tolerance
+    )

@@ -1,0 +1,214 @@
+"""Pretrained models: the registry in ``models/registry.txt``, embedded files and hash-checked downloads.
+
+The registry is a tab-separated table with columns ``name, sha256, file, kind, embedded,
+description``; ``kind`` is ``2d-gray``, ``2d-rgb`` or ``3d``. Embedded models ship inside the
+package (``pointseg_cli._models``) so that pointseg works offline; the others are downloaded by
+pooch from :func:`models_url` (``POINTSEG_MODELS_URL`` overrides it) into :func:`cache_dir`
+(``POINTSEG_CACHE`` overrides it). Every file is checked against its sha256 — a download with a
+wrong hash leaves nothing in the cache.
+
+The default model for an input kind is the registry entry named ``default-<kind>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from pointseg_cli.errors import ModelError, check_choice
+
+log = logging.getLogger(__name__)
+
+KINDS = ("2d-gray", "2d-rgb", "3d")
+COLUMNS = ("name", "sha256", "file", "kind", "embedded", "description")
+#: Release page the non-embedded models are published under (placeholder until the first release).
+DEFAULT_MODELS_URL = "https://github.com/pointseg/pointseg/releases/download/models-v1/"
+MODEL_SUFFIXES = (".onnx", ".pt")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the registry."""
+
+    name: str
+    sha256: str
+    file: str
+    kind: str
+    embedded: bool
+    description: str
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c.isspace() for c in self.name):
+            raise ModelError(f"registry model name must be one word; got {self.name!r}")
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            raise ModelError(
+                f"registry entry {self.name!r}: sha256 must be 64 lowercase hex digits; got {self.sha256!r}"
+            )
+        if "/" in self.file or "\\" in self.file or not self.file.endswith(MODEL_SUFFIXES):
+            raise ModelError(f"registry entry {self.name!r}: file must be a bare .onnx/.pt name; got {self.file!r}")
+        check_choice(f"kind of registry entry {self.name!r}", self.kind, KINDS)
+
+
+def _registry_text() -> str:
+    return resources.files("pointseg_cli._models").joinpath("registry.txt").read_text(encoding="utf-8")
+
+
+def parse_registry(text: str, *, source: str = "registry.txt") -> list[ModelEntry]:
+    """Parse registry text (tab-separated, ``#`` comments, the header line optional)."""
+    entries: list[ModelEntry] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in line.split("\t")]
+        if cells[:3] == ["name", "sha256", "file"]:
+            continue
+        if len(cells) != len(COLUMNS):
+            raise ModelError(
+                f"{source} line {lineno}: expected {len(COLUMNS)} tab-separated columns "
+                f"({', '.join(COLUMNS)}); found {len(cells)}"
+            )
+        name, sha, file, kind, embedded, description = cells
+        if embedded not in ("yes", "no"):
+            raise ModelError(f"{source} line {lineno}: embedded must be yes or no; got {embedded!r}")
+        entries.append(ModelEntry(name, sha.lower(), file, kind, embedded == "yes", description))
+    names = [e.name for e in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ModelError(f"{source} lists {', '.join(dupes)} more than once")
+    return entries
+
+
+def read_registry() -> list[ModelEntry]:
+    """The packaged registry's entries, in file order."""
+    return parse_registry(_registry_text())
+
+
+def get_entry(name: str, registry: list[ModelEntry] | None = None) -> ModelEntry:
+    """The registry entry called ``name``; :class:`ModelError` listing the known names otherwise."""
+    registry = read_registry() if registry is None else registry
+    for entry in registry:
+        if entry.name == name:
+            return entry
+    known = ", ".join(e.name for e in registry) or "none"
+    raise ModelError(f"unknown model {name!r}: expected a file path or one of the registered models ({known})")
+
+
+def models_url() -> str:
+    """Base URL of downloadable models (``POINTSEG_MODELS_URL`` overrides the release page)."""
+    url = os.environ.get("POINTSEG_MODELS_URL") or DEFAULT_MODELS_URL
+    return url if url.endswith("/") else url + "/"
+
+
+def cache_dir() -> Path:
+    """Download cache (``POINTSEG_CACHE`` overrides ``pooch.os_cache("pointseg")``)."""
+    env = os.environ.get("POINTSEG_CACHE")
+    if env:
+        return Path(env)
+    import pooch
+
+    return Path(pooch.os_cache("pointseg"))
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _embedded_path(entry: ModelEntry) -> Path:
+    res = resources.files("pointseg_cli._models").joinpath(entry.file)
+    path = Path(str(res))
+    if not path.is_file():
+        raise ModelError(f"embedded model {entry.name!r} is missing from the installation (expected {entry.file})")
+    return path
+
+
+def cached_path(entry: ModelEntry) -> Path | None:
+    """Where the model lies locally if it is already available (embedded, or cached with the right hash)."""
+    if entry.embedded:
+        return _embedded_path(entry)
+    path = cache_dir() / entry.file
+    if path.is_file() and sha256_of(path) == entry.sha256:
+        return path
+    return None
+
+
+def fetch(name: str, *, registry: list[ModelEntry] | None = None) -> Path:
+    """Local path of a registered model, downloading (hash-checked) into the cache when needed.
+
+    Raises
+    ------
+    ModelError
+        Unknown name, failed download, or a file whose sha256 differs from the registry's (in
+        which case nothing is kept in the cache).
+    """
+    import pooch
+
+    entry = get_entry(name, registry)
+    if entry.embedded:
+        path = _embedded_path(entry)
+        found = sha256_of(path)
+        if found != entry.sha256:
+            raise ModelError(
+                f"embedded model {entry.name!r} has sha256 {found[:12]}…, expected {entry.sha256[:12]}…"
+            )
+        return path
+    url = models_url() + entry.file
+    folder = cache_dir()
+    try:
+        path = pooch.retrieve(
+            url, known_hash=f"sha256:{entry.sha256}", fname=entry.file, path=folder, progressbar=False
+        )
+    except ValueError as exc:  # pooch's hash mismatch (the download is discarded)
+        raise ModelError(f"download of {entry.name!r} from {url} failed its sha256 check: {exc}") from None
+    except OSError as exc:  # connection errors (requests' exceptions are OSErrors) and disk errors
+        raise ModelError(f"cannot download model {entry.name!r} from {url}: {exc}") from None
+    log.info("model %s at %s", entry.name, path)
+    return Path(path)
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith(MODEL_SUFFIXES) or Path(text).exists()
+
+
+def default_model_name(kind: str) -> str:
+    """Registry name of the default model for an input kind."""
+    check_choice("model kind", kind, KINDS)
+    return f"default-{kind}"
+
+
+def resolve_model(name_or_path: str | Path | None, *, kind: str) -> Path:
+    """Turn ``--model`` into a local model path.
+
+    Parameters
+    ----------
+    name_or_path : str, Path or None
+        A path (``.onnx`` file, training run dir or ``.pt``), a registry name, or None for the
+        default model of ``kind``.
+    kind : {"2d-gray", "2d-rgb", "3d"}
+        The input's kind, used when ``name_or_path`` is None.
+    """
+    check_choice("model kind", kind, KINDS)
+    if name_or_path is None:
+        registry = read_registry()
+        name = default_model_name(kind)
+        if not any(e.name == name for e in registry):
+            others = ", ".join(e.name for e in registry) or "none"
+            raise ModelError(
+                f"no default model for {kind} inputs yet (registered: {others}); pass --model NAME or PATH"
+            )
+        return fetch(name, registry=registry)
+    text = str(name_or_path)
+    if _looks_like_path(text):
+        path = Path(text)
+        if not path.exists():
+            raise ModelError(f"model {text!r} not found: expected an .onnx file, a run directory or a .pt checkpoint")
+        return path
+    return fetch(text)
