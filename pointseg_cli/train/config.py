@@ -64,7 +64,7 @@ class TrainConfig:
     beta_obj: float = 0.5
     objectness: str = "paper"
     objectness_dir: str | None = None
-    w: float = 10.0
+    w: float = 20.0  # objectness decay; same default as the objectness engine (tuned there on BBBC007)
     objectness_mode: str = "paper"
     connectivity: int = 1
     gauss_sigma: float = 5.0

@@ -1,0 +1,306 @@
+"""Training data: match points to images, validate, normalise, build objectness and label targets.
+
+Everything per image is computed once here (numpy, objectness cached in the run dir); the batch
+sampler in :mod:`pointseg_cli.train.sampler` then only slices crops and augments them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pointseg_cli.errors import ImageFormatError, InputError, PointsError
+from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_image, read_info
+from pointseg_cli.io.normalize import Normalization, normalize_image
+from pointseg_cli.io.points import PointTable
+from pointseg_cli.progress import ProgressCallback, noop_progress
+from pointseg_cli.train.config import TrainConfig
+from pointseg_cli.train.targets import gaussian_soft_labels
+
+log = logging.getLogger(__name__)
+
+#: Mask file names accepted for image ``a``: ``a.labels.tif``, ``a_mask.tif``, ``a.tif`` ...
+MASK_MARKERS = (".labels", "_labels", "_mask", ".mask", "")
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """One image ready for cropping.
+
+    Attributes
+    ----------
+    stem : str
+    image : np.ndarray ``(C, *spatial)`` float32, normalised
+    points : np.ndarray ``(P, ndim)`` int64 pixel coordinates
+    classes : np.ndarray ``(P,)`` int32 class ids (1..K)
+    background : np.ndarray ``(*spatial)`` bool boundary background, or None
+    soft : np.ndarray ``(K + 1, *spatial)`` float16 soft labels, or None
+    mask : np.ndarray ``(*spatial)`` int16 dense class ids (full supervision), or None
+    val_mask : np.ndarray ``(*spatial)`` int16 dense class ids for validation mIoU, or None
+    """
+
+    stem: str
+    image: np.ndarray
+    points: np.ndarray
+    classes: np.ndarray
+    background: np.ndarray | None = None
+    soft: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    val_mask: np.ndarray | None = None
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(self.image.shape[1:])
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Prepared train and validation images plus what the config needs from them."""
+
+    train: list[ImageData]
+    val: list[ImageData]
+    ndim: int
+    channels: int
+    classes: tuple[str, ...]
+
+
+def scan_images(
+    points: PointTable, images: Sequence[str | Path], *, axes: str | None = None
+) -> tuple[dict[str, Path], dict[str, ImageInfo]]:
+    """Find the images, read their metadata, check they agree with each other and with the points.
+
+    Raises
+    ------
+    PointsError
+        No points, or points refer to images that are not among ``images``.
+    ImageFormatError
+        Images differ in dimensionality or channel count.
+    """
+    if len(points) == 0:
+        raise PointsError("the points file holds no points; expected at least one point per training image")
+    paths = {image_stem(p): Path(p) for p in find_images(list(images))}
+    infos = {stem: read_info(p, axes=axes) for stem, p in paths.items()}
+    missing = sorted(set(points.stems) - set(paths))
+    if missing:
+        raise PointsError(
+            f"points refer to {len(missing)} image(s) not found among the {len(paths)} images given: "
+            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        )
+    used = {s: infos[s] for s in points.stems}
+    kinds = {(i.ndim, i.channels) for i in used.values()}
+    if len(kinds) != 1:
+        desc = ", ".join(f"'{s}' {i.ndim}-D with {i.channels} channel(s)" for s, i in list(used.items())[:4])
+        raise ImageFormatError(f"training images must share dimensionality and channel count; found {desc}")
+    for stem, info in used.items():
+        pix = points.for_image(stem).pixel_coords(info.ndim)
+        bad = np.any((pix < 0) | (pix >= np.array(info.spatial_shape)), axis=1)
+        if bad.any():
+            raise PointsError(
+                f"{int(bad.sum())} point(s) of image '{stem}' lie outside its {info.spatial_shape} pixels, "
+                f"e.g. at {tuple(int(v) for v in pix[bad][0])}"
+            )
+    return paths, infos
+
+
+def split_stems(stems: Sequence[str], config: TrainConfig) -> tuple[list[str], list[str]]:
+    """Image-level train/validation split: ``config.val_images``, else a seeded ``val_fraction``."""
+    stems = sorted(stems)
+    if config.val_images:
+        unknown = sorted(set(config.val_images) - set(stems))
+        if unknown:
+            raise InputError(f"validation images {unknown} have no points; images with points: {stems[:8]}")
+        val = [s for s in stems if s in config.val_images]
+    else:
+        n_val = int(round(config.val_fraction * len(stems)))
+        if config.val_fraction > 0 and len(stems) >= 2:
+            n_val = min(max(n_val, 1), len(stems) - 1)
+        else:
+            n_val = 0
+        order = np.random.default_rng(config.seed).permutation(len(stems))
+        val = sorted(stems[i] for i in order[:n_val])
+    train = [s for s in stems if s not in val]
+    if not train:
+        raise InputError(f"no training images left after taking {len(val)} validation image(s)")
+    return train, val
+
+
+def find_mask(folder: str | Path, stem: str) -> Path:
+    """The mask for image ``stem`` in ``folder`` (``stem.labels.tif``, ``stem_mask.png``, ``stem.tif``...)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"mask folder {folder} does not exist")
+    candidates = {image_stem(p): p for p in find_images([folder], include_derived=True)}
+    for marker in MASK_MARKERS:
+        if stem + marker in candidates:
+            return candidates[stem + marker]
+    raise InputError(f"no mask for image '{stem}' in {folder} (expected e.g. {stem}.labels.tif)")
+
+
+def read_class_mask(path: Path, shape: tuple[int, ...], n_classes: int, *, axes: str | None = None) -> np.ndarray:
+    """Read a mask as class ids ``(*shape)`` int16.
+
+    With one object class any non-zero value (instance ids included) is the object; with several,
+    values must already be class ids ``0..K``.
+    """
+    data = np.asarray(read_image(path, axes=axes))
+    data = np.squeeze(data, axis=-1) if data.ndim == len(shape) + 1 and data.shape[-1] == 1 else data
+    if data.shape != shape:
+        raise InputError(f"mask '{path.name}' has shape {data.shape}; its image has spatial shape {shape}")
+    if n_classes == 1:
+        return (data != 0).astype(np.int16)
+    if data.min() < 0 or data.max() > n_classes:
+        raise InputError(
+            f"mask '{path.name}' has values {int(data.min())}..{int(data.max())}; expected class ids 0..{n_classes}"
+        )
+    return data.astype(np.int16)
+
+
+def _cache_key(config: TrainConfig, pts: np.ndarray, cls: np.ndarray, shape: tuple[int, ...]) -> str:
+    h = hashlib.sha1()
+    fields = (config.objectness, config.w, config.objectness_mode, config.connectivity, config.gauss_sigma)
+    h.update(repr((fields, sorted(config.normalization.items()), shape, len(config.classes))).encode())
+    h.update(np.ascontiguousarray(pts).tobytes())
+    h.update(np.ascontiguousarray(cls).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _objectness(
+    config: TrainConfig, raw: np.ndarray, table: PointTable, pts: np.ndarray, cls: np.ndarray, cache: Path | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(soft labels float16 (K+1, *S), background bool (*S)) for one image, from cache when possible."""
+    shape = tuple(raw.shape[: config.ndim])
+    k = len(config.classes)
+    path = None
+    if cache is not None:
+        path = cache / f"{table.image[0]}.{_cache_key(config, pts, cls, shape)}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return z["soft"], z["background"]
+    if config.objectness == "dir":
+        soft, bg = _read_objectness_dir(Path(str(config.objectness_dir)), str(table.image[0]), shape, k)
+    else:
+        from pointseg_cli.objectness.pipeline import ObjectnessConfig, objectness_for_image
+
+        ocfg = ObjectnessConfig(
+            w=config.w,
+            mode=config.objectness_mode,
+            connectivity=config.connectivity,
+            normalization=Normalization.from_dict(config.normalization),
+        )
+        res = objectness_for_image(raw, table, config=ocfg, channel_axis=-1 if raw.ndim > config.ndim else None)
+        bg = res.background
+        if config.objectness == "gauss":
+            soft = gaussian_soft_labels(shape, pts, cls, n_classes=k, sigma=config.gauss_sigma)
+        else:
+            soft = res.soft_labels(k)
+    soft = soft.astype(np.float16)
+    bg = bg.astype(bool)
+    if path is not None:
+        from pointseg_cli.io.images import atomic_output
+
+        with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, soft=soft, background=bg)
+    return soft, bg
+
+
+def _read_objectness_dir(folder: Path, stem: str, shape: tuple[int, ...], k: int) -> tuple[np.ndarray, np.ndarray]:
+    import tifffile
+
+    soft_path, bg_path = folder / f"{stem}.objectness.tif", folder / f"{stem}.background.tif"
+    for p in (soft_path, bg_path):
+        if not p.is_file():
+            raise InputError(f"--objectness folder {folder} has no {p.name} for image '{stem}'")
+    soft = tifffile.imread(soft_path)
+    bg = tifffile.imread(bg_path)
+    if soft.shape != (k + 1, *shape) or bg.shape != shape:
+        raise InputError(
+            f"objectness for '{stem}' has shapes {soft.shape} and {bg.shape}; expected {(k + 1, *shape)} and {shape}"
+        )
+    return soft, bg
+
+
+def prepare_data(
+    config: TrainConfig,
+    points: PointTable,
+    images: Sequence[str | Path],
+    *,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainingData:
+    """Load, validate and precompute every training and validation image.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        ``ndim``, ``channels`` and ``classes`` must already match the data (see
+        :func:`pointseg_cli.train.loop.config_for_data`).
+    points : PointTable
+        Canonical points; only images with points are used.
+    images : sequence of paths
+        Image files, folders or globs.
+    cache_dir : path, optional
+        Where objectness arrays are cached (the run dir's ``cache/``).
+
+    Raises
+    ------
+    InputError
+        Crop larger than an image, a mask missing or of another shape, ... (one clear line).
+    """
+    progress = progress or noop_progress
+    paths, infos = scan_images(points, images, axes=config.axes)
+    table = points.with_classes(config.classes)
+    train_stems, val_stems = split_stems(table.stems, config)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    k = len(config.classes)
+    norm = Normalization.from_dict(config.normalization)
+    out: dict[str, list[ImageData]] = {"train": [], "val": []}
+    stems = train_stems + val_stems
+    for i, stem in enumerate(stems):
+        info = infos[stem]
+        small = [c for c, s in zip(config.crop or (), info.spatial_shape, strict=True) if c > s]
+        if small:
+            raise InputError(
+                f"crop {tuple(config.crop or ())} is larger than image '{stem}' {info.spatial_shape}; "
+                "use a smaller --crop"
+            )
+        raw = read_image(paths[stem], axes=config.axes)
+        sub = table.for_image(stem)
+        pts = sub.pixel_coords(config.ndim)
+        cls = sub.class_ids()
+        need_obj = config.supervision == "points"
+        soft, bg = _objectness(config, raw, sub, pts, cls, cache) if need_obj else (None, None)
+        if soft is not None and "obj" not in config.losses:
+            soft = None
+        channel_axis = -1 if raw.ndim > config.ndim else None
+        img = normalize_image(raw, norm, channel_axis=channel_axis)
+        img = np.moveaxis(img, -1, 0) if channel_axis is not None else img[None]
+        mask = None
+        if config.supervision == "masks":
+            mask = read_class_mask(find_mask(str(config.masks_dir), stem), info.spatial_shape, k, axes=config.axes)
+        val_mask = None
+        if stem in val_stems and config.val_masks_dir:
+            val_mask = read_class_mask(
+                find_mask(config.val_masks_dir, stem), info.spatial_shape, k, axes=config.axes
+            )
+        item = ImageData(
+            stem=stem,
+            image=np.ascontiguousarray(img, dtype=np.float32),
+            points=pts,
+            classes=cls,
+            background=bg,
+            soft=soft,
+            mask=mask,
+            val_mask=val_mask,
+        )
+        out["val" if stem in val_stems else "train"].append(item)
+        progress("preparing images", i + 1, len(stems))
+    log.info("prepared %d training and %d validation images", len(out["train"]), len(out["val"]))
+    first = infos[stems[0]]
+    return TrainingData(out["train"], out["val"], first.ndim, first.channels, config.classes)

@@ -1,0 +1,249 @@
+"""The training loop: Adam, ReduceLROnPlateau on validation loss, AMP on CUDA, checkpoints, reports."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pointseg_cli.devices import resolve_device
+from pointseg_cli.errors import ConfigError, DeviceError, InputError
+from pointseg_cli.io.images import find_images, image_stem, read_info
+from pointseg_cli.io.points import PointTable, read_points_csv
+from pointseg_cli.progress import ProgressCallback, noop_progress
+from pointseg_cli.train.checkpoint import read_checkpoint, save_checkpoint
+from pointseg_cli.train.config import TrainConfig
+from pointseg_cli.train.data import prepare_data
+from pointseg_cli.train.losses import PointSupervisionLoss
+from pointseg_cli.train.report import plot_curves, write_metrics_csv
+from pointseg_cli.train.sampler import CropSampler, Prefetcher
+from pointseg_cli.train.validate import to_device, validate
+
+log = logging.getLogger(__name__)
+
+#: Settings that may differ when resuming (everything else must match the saved config).
+RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "amp", "prefetch")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """What the images and points dictate: spatial dims, channels, object classes."""
+
+    ndim: int
+    channels: int
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """Passed to the ``monitor`` callback after every optimisation step."""
+
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float
+    terms: dict[str, float]
+    lr: float
+    steps_per_second: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`."""
+
+    run_dir: Path
+    best_path: Path
+    last_path: Path
+    steps: int
+    epochs: int
+    best_epoch: int
+    best_metric: str
+    best_value: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def data_settings(points: PointTable, images: Sequence[str | Path], *, axes: str | None = None) -> DataSettings:
+    """Dimensionality, channels and classes of the images that carry points (for building the config)."""
+    if len(points) == 0:
+        from pointseg_cli.errors import PointsError
+
+        raise PointsError("the points file holds no points; expected at least one point per training image")
+    infos = {image_stem(p): p for p in find_images(list(images))}
+    used = [s for s in points.stems if s in infos]
+    if not used:
+        raise InputError(
+            f"no image matches the points' image names (points name {points.stems[:3]}, "
+            f"images are {sorted(infos)[:3]})"
+        )
+    info = read_info(infos[used[0]], axes=axes)
+    return DataSettings(info.ndim, info.channels, tuple(points.class_names))
+
+
+def _check_resume(saved: TrainConfig, config: TrainConfig) -> None:
+    a, b = saved.to_dict(), config.to_dict()
+    diff = sorted(k for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES)
+    if diff:
+        raise ConfigError(
+            "--resume needs the saved run's settings; these differ: "
+            + ", ".join(f"{k} (saved {a[k]!r}, given {b[k]!r})" for k in diff[:4])
+        )
+
+
+def train(
+    config: TrainConfig,
+    points: PointTable | str | Path,
+    images: Sequence[str | Path],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    monitor: Callable[[StepInfo], None] | None = None,
+) -> TrainResult:
+    """Train a network from points and write a run directory.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    points : PointTable or path to a canonical points CSV
+    images : image files, folders or globs (matched to points by stem)
+    run_dir : output folder: ``config.json``, ``best.pt``, ``last.pt``, ``metrics.csv``,
+        ``curves.png`` and ``cache/`` (objectness arrays)
+    resume : continue from ``run_dir/last.pt`` (the saved config must match, except
+        :data:`RESUMABLE_CHANGES`)
+    progress : ``progress(task, done, total)`` callback
+    monitor : called with a :class:`StepInfo` after each step (loss terms, lr, speed)
+
+    Returns
+    -------
+    TrainResult
+    """
+    t0 = time.perf_counter()
+    progress = progress or noop_progress
+    if not isinstance(points, PointTable):
+        points = read_points_csv(points, classes=config.classes)
+    run_dir = Path(run_dir)
+    ckpt: dict[str, Any] | None = None
+    if resume:
+        if not (run_dir / "last.pt").is_file():
+            raise InputError(f"--resume: {run_dir} holds no last.pt to resume from")
+        ckpt = read_checkpoint(run_dir / "last.pt")
+        _check_resume(TrainConfig.from_dict(ckpt["config"]), config)
+    elif (run_dir / "last.pt").exists():
+        raise InputError(f"{run_dir} already holds a training run (last.pt); use --resume or another --out")
+    device = resolve_device(config.device)
+    use_amp = bool(config.amp and device.startswith("cuda"))
+    data = prepare_data(config, points, images, cache_dir=run_dir / "cache", progress=progress)
+    config.to_json(run_dir / "config.json")
+
+    from pointseg_cli.nets import build_model
+
+    torch.manual_seed(config.seed)
+    model = build_model(config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    history: list[dict[str, Any]] = []
+    start, best_value, best_epoch = 0, math.inf, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        start, history = int(ckpt["step"]), list(ckpt["history"])
+        best_value, best_epoch = float(ckpt["best_value"]), int(ckpt["best_epoch"])
+    loss_fn = PointSupervisionLoss(config)
+    loss_fn.beta = loss_fn.beta.to(device)
+    train_sampler = CropSampler(data.train, config, augment=config.augment, stream=0)
+    val_sampler = CropSampler(data.val, config, augment=False, stream=1) if data.val else None
+    n_val_batches = 0
+    if val_sampler is not None:
+        n_val_batches = max(1, min(4, math.ceil(val_sampler.n_points / int(config.batch_size or 1))))
+    has_masks = any(im.val_mask is not None for im in data.val)
+    best_metric = "val_miou" if has_masks else ("val_loss" if data.val else "train_loss")
+    spe = config.steps_per_epoch
+    total = config.epochs * spe if config.max_steps is None else min(config.max_steps, config.epochs * spe)
+    sums: dict[str, float] = {}
+    count, t_epoch, t_last = 0, time.perf_counter(), time.perf_counter()
+    model.train()
+    with Prefetcher(train_sampler.batch, range(start, total), depth=config.prefetch) as batches:
+        for step, batch in batches:
+            batch = to_device(batch, device)
+            try:
+                with torch.autocast("cuda", enabled=use_amp):
+                    logits = model(batch["image"])
+                out = loss_fn(logits, batch)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(out.total).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            except torch.cuda.OutOfMemoryError:
+                raise DeviceError(
+                    f"the GPU ran out of memory with batch size {config.batch_size} and crop {config.crop}; "
+                    "use a smaller --batch-size or --crop"
+                ) from None
+            loss = float(out.total.detach())
+            if not math.isfinite(loss):
+                raise ConfigError(f"the loss became {loss} at step {step + 1}; try a lower --lr")
+            count += 1
+            sums["loss"] = sums.get("loss", 0.0) + loss
+            for k, v in out.terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            now = time.perf_counter()
+            lr = float(optimizer.param_groups[0]["lr"])
+            epoch = step // spe + 1
+            if monitor is not None:
+                monitor(StepInfo(step + 1, total, epoch, loss, dict(out.terms), lr, 1.0 / max(now - t_last, 1e-9)))
+            t_last = now
+            progress("training", step + 1, total)
+            if (step + 1) % spe and step + 1 != total:
+                continue
+            val = validate(
+                model, sampler=val_sampler, n_batches=n_val_batches, images=data.val, loss_fn=loss_fn,
+                n_classes=len(config.classes) + 1, divisor=config.divisor, device=device,
+            )
+            row: dict[str, Any] = {"epoch": epoch, "step": step + 1, "lr": lr, "seconds": now - t_epoch}
+            row.update({f"train_{k}": v / count for k, v in sums.items()})
+            if val_sampler is not None:
+                row["val_loss"] = val.loss
+                row.update({f"val_{k}": v for k, v in val.terms.items()})
+            row["val_miou"], row["val_miou_objects"] = val.miou, val.miou_objects
+            history.append(row)
+            scheduler.step(row["val_loss"] if val_sampler is not None else row["train_loss"])
+            value = -row["val_miou"] if has_masks else row.get("val_loss", row["train_loss"])
+            state = {"history": history, "step": step + 1, "epoch": epoch}
+            if math.isfinite(value) and value < best_value:
+                best_value, best_epoch = value, epoch
+                save_checkpoint(run_dir / "best.pt", model=model, config=config, best_epoch=epoch, **state)
+            save_checkpoint(
+                run_dir / "last.pt", model=model, config=config, optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(), best_value=best_value, best_epoch=best_epoch, **state,
+            )
+            write_metrics_csv(run_dir / "metrics.csv", history)
+            plot_curves(run_dir / "curves.png", history)
+            log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if isinstance(v, float)})
+            sums, count, t_epoch = {}, 0, time.perf_counter()
+    if not (run_dir / "best.pt").is_file():
+        raise InputError(f"training in {run_dir} finished without a finite {best_metric}; nothing to save as best")
+    return TrainResult(
+        run_dir=run_dir,
+        best_path=run_dir / "best.pt",
+        last_path=run_dir / "last.pt",
+        steps=total,
+        epochs=len(history),
+        best_epoch=best_epoch,
+        best_metric=best_metric,
+        best_value=-best_value if has_masks else best_value,
+        history=history,
+        seconds=time.perf_counter() - t0,
+        device=device,
+    )
+

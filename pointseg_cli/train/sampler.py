@@ -1,0 +1,253 @@
+"""Random crops that contain points, augmentation, and a background prefetching thread.
+
+Batch ``b`` is a pure function of ``(seed, stream, b)`` — a fresh ``numpy`` generator per batch —
+so runs are reproducible, a resumed run sees the batches an uninterrupted run would have seen,
+and a background thread can compute batches ahead of the training step.
+
+Augmentation (training only):
+
+* 2D: random affine (rotation, scale 0.8–1.25, shear, flip) applied with one ``grid_sample``
+  to image (bilinear), soft labels (bilinear) and boundary background / masks (nearest); point
+  coordinates are transformed analytically and re-drawn afterwards, so a clicked pixel is never
+  lost to nearest-neighbour resampling. Then HSV shift (RGB only), Gaussian blur, Gaussian noise
+  on the image alone.
+* 3D: one of the 16 elements of D4h (90° in-plane rotations × in-plane flip × z flip; only the
+  180° rotations when the crop's Y and X differ), then Gaussian noise.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from pointseg_cli.train.config import TrainConfig
+from pointseg_cli.train.data import ImageData
+from pointseg_cli.train.losses import UNLABELLED
+from pointseg_cli.train.targets import rasterize_points
+
+Batch = dict[str, torch.Tensor]
+
+
+class CropSampler:
+    """Draws batches of crops, each containing at least one point, from prepared images.
+
+    Parameters
+    ----------
+    images : list of ImageData
+    config : TrainConfig
+        Uses ``crop``, ``batch_size``, ``seed``, ``point_radius``, ``classes``, ``losses``.
+    augment : bool
+        Apply the augmentation described in the module docstring.
+    stream : int
+        Separates random streams (0 training, 1 validation).
+    """
+
+    def __init__(self, images: list[ImageData], config: TrainConfig, *, augment: bool, stream: int = 0) -> None:
+        if not images:
+            raise ValueError("CropSampler needs at least one image")
+        self.images = images
+        self.config = config
+        self.augment = augment
+        self.stream = stream
+        self.crop = np.array(config.crop, dtype=np.int64)
+        self.ndim = len(self.crop)
+        self.n_classes = len(config.classes)
+        self._owner = np.concatenate([np.full(len(im.points), i) for i, im in enumerate(images)])
+        self._flat = np.concatenate([im.points for im in images], axis=0)
+        self.with_soft = images[0].soft is not None
+        self.with_mask = images[0].mask is not None
+
+    @property
+    def n_points(self) -> int:
+        return len(self._flat)
+
+    def batch(self, index: int) -> Batch:
+        """Batch number ``index`` (deterministic)."""
+        rng = np.random.default_rng([self.config.seed, self.stream, index])
+        bsz = int(self.config.batch_size or 1)
+        pick = rng.integers(self.n_points, size=bsz)
+        imgs, softs, bgs, masks, pts, cls = [], [], [], [], [], []
+        for b, j in enumerate(pick):
+            im = self.images[self._owner[j]]
+            shape = np.array(im.spatial_shape)
+            p = self._flat[j]
+            lo = np.maximum(p - self.crop + 1, 0)
+            hi = np.minimum(p, shape - self.crop)
+            origin = rng.integers(lo, hi + 1)
+            box = tuple(slice(int(o), int(o + c)) for o, c in zip(origin, self.crop, strict=True))
+            imgs.append(im.image[(slice(None), *box)])
+            if self.with_soft:
+                softs.append(im.soft[(slice(None), *box)])  # type: ignore[index]
+            bgs.append(im.background[box] if im.background is not None else np.zeros(self.crop, bool))
+            if self.with_mask:
+                masks.append(im.mask[box])  # type: ignore[index]
+            inside = np.all((im.points >= origin) & (im.points < origin + self.crop), axis=1)
+            local = im.points[inside] - origin
+            pts.append(np.concatenate([np.full((len(local), 1), b), local], axis=1))
+            cls.append(im.classes[inside])
+        out: dict[str, Any] = {
+            "image": torch.from_numpy(np.stack(imgs).astype(np.float32, copy=False)),
+            "background": torch.from_numpy(np.stack(bgs)),
+        }
+        if self.with_soft:
+            out["soft"] = torch.from_numpy(np.stack(softs).astype(np.float32))
+        if self.with_mask:
+            out["mask"] = torch.from_numpy(np.stack(masks).astype(np.int64))
+        points = np.concatenate(pts, axis=0)
+        classes = np.concatenate(cls, axis=0)
+        if self.augment and self.ndim == 2:
+            points, keep = self._affine_2d(out, points, rng)
+            points, classes = points[keep], classes[keep]
+            self._photometric_2d(out, rng)
+        sparse = np.full((bsz, *self.crop), UNLABELLED, dtype=np.int16)
+        sparse[out.pop("background").numpy()] = 0
+        rasterize_points(sparse, points, classes, radius=self.config.point_radius, spatial_ndim=self.ndim)
+        present = np.zeros((bsz, self.n_classes), bool)
+        present[points[:, 0], classes - 1] = True
+        out["sparse"] = torch.from_numpy(sparse)
+        out["present"] = torch.from_numpy(present)
+        if self.augment and self.ndim == 3:
+            self._d4h(out, rng)
+        if self.augment:
+            self._noise(out, rng)
+        return out
+
+    def _affine_2d(
+        self, out: dict[str, Any], points: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Warp the batch in place; return the moved points and which of them stay in the crop."""
+        bsz = out["image"].shape[0]
+        sy, sx = (float(c) for c in self.crop)
+        mats = np.zeros((bsz, 2, 2))
+        for b in range(bsz):
+            ang = rng.uniform(-math.pi, math.pi)
+            scale = math.exp(rng.uniform(math.log(0.8), math.log(1.25)))
+            shear = rng.uniform(-0.15, 0.15)
+            flip = -1.0 if rng.random() < 0.5 else 1.0
+            rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+            mats[b] = rot @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag([flip * scale, scale])
+        # Output pixel o (x, y order) samples input pixel c + A (o - c); in grid_sample's
+        # normalised coordinates (align_corners=False) that is theta[a, b] = A[a, b] * S_b / S_a.
+        size = np.array([sx, sy])
+        theta = np.zeros((bsz, 2, 3), np.float32)
+        theta[:, :, :2] = mats * size[None, None, :] / size[None, :, None]
+        grid = F.affine_grid(torch.from_numpy(theta), [bsz, 1, int(sy), int(sx)], align_corners=False)
+        out["image"] = F.grid_sample(out["image"], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if "soft" in out:
+            out["soft"] = F.grid_sample(out["soft"], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        bg = F.grid_sample(out["background"][:, None].float(), grid, mode="nearest", align_corners=False)
+        out["background"] = bg[:, 0] > 0.5
+        if "mask" in out:
+            m = F.grid_sample((out["mask"][:, None] + 1).float(), grid, mode="nearest", align_corners=False)
+            out["mask"] = m[:, 0].round().long() - 1
+        if len(points) == 0:
+            return points, np.zeros(0, bool)
+        centre = (size - 1) / 2
+        inv = np.linalg.inv(mats)[points[:, 0]]  # (P, 2, 2)
+        xy = points[:, [2, 1]].astype(np.float64) - centre
+        new_xy = np.einsum("pab,pb->pa", inv, xy) + centre
+        new = np.concatenate([points[:, :1], np.rint(new_xy[:, [1, 0]]).astype(np.int64)], axis=1)
+        keep = np.all((new[:, 1:] >= 0) & (new[:, 1:] < self.crop), axis=1)
+        return new, keep
+
+    def _photometric_2d(self, out: dict[str, Any], rng: np.random.Generator) -> None:
+        img = out["image"]
+        bsz, c = img.shape[:2]
+        if c == 3:
+            from skimage.color import hsv2rgb, rgb2hsv
+
+            arr = img.permute(0, 2, 3, 1).numpy().clip(0, 1)
+            for b in range(bsz):
+                hsv = rgb2hsv(arr[b])
+                hsv[..., 0] = (hsv[..., 0] + rng.uniform(-0.05, 0.05)) % 1.0
+                hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.8, 1.2), 0, 1)
+                hsv[..., 2] = np.clip(hsv[..., 2] * rng.uniform(0.8, 1.2), 0, 1)
+                arr[b] = hsv2rgb(hsv)
+            img = torch.from_numpy(np.ascontiguousarray(arr.transpose(0, 3, 1, 2), dtype=np.float32))
+        for b in np.flatnonzero(rng.random(bsz) < 0.3):
+            sigma = rng.uniform(0.5, 1.5)
+            r = int(math.ceil(2 * sigma))
+            t = torch.arange(-r, r + 1, dtype=torch.float32)
+            k = torch.exp(-(t**2) / (2 * sigma * sigma))
+            k = (k / k.sum()).repeat(c, 1, 1)
+            x = F.pad(img[b : b + 1], (r, r, r, r), mode="reflect")
+            x = F.conv2d(x, k.view(c, 1, 1, -1), groups=c)
+            img[b] = F.conv2d(x, k.view(c, 1, -1, 1), groups=c)[0]
+        out["image"] = img
+
+    def _d4h(self, out: dict[str, Any], rng: np.random.Generator) -> None:
+        square = self.crop[-1] == self.crop[-2]
+        for b in range(out["image"].shape[0]):
+            k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
+            flips = [d for d, f in ((-1, rng.random() < 0.5), (-3, rng.random() < 0.5)) if f]
+            for key in ("image", "soft", "sparse", "mask"):
+                if key not in out:
+                    continue
+                x = out[key][b]
+                x = torch.rot90(x, k, dims=(-2, -1)) if k else x
+                out[key][b] = torch.flip(x, dims=flips) if flips else x
+
+    @staticmethod
+    def _noise(out: dict[str, Any], rng: np.random.Generator) -> None:
+        img = out["image"]
+        std = np.where(rng.random(img.shape[0]) < 0.5, rng.uniform(0.0, 0.03, img.shape[0]), 0.0)
+        if std.any():
+            scale = std.astype(np.float32).reshape(-1, *[1] * (img.ndim - 1))
+            noise = rng.standard_normal(img.shape, dtype=np.float32) * scale
+            out["image"] = img + torch.from_numpy(noise)
+
+
+class Prefetcher:
+    """Compute ``fn(i)`` for ``i`` in ``indices`` on a background thread, ``depth`` items ahead.
+
+    Iterate to get ``(i, fn(i))`` in order; exceptions in the thread are re-raised in the caller.
+    Use as a context manager (or call :meth:`close`) so the thread stops when training stops.
+    """
+
+    def __init__(self, fn: Callable[[int], Any], indices: range, *, depth: int = 4) -> None:
+        self._q: queue.Queue[tuple[int, Any, BaseException | None]] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._n = len(indices)
+        self._thread = threading.Thread(target=self._run, args=(fn, indices), daemon=True, name="pointseg-batches")
+        self._thread.start()
+
+    def _run(self, fn: Callable[[int], Any], indices: range) -> None:
+        for i in indices:
+            if self._stop.is_set():
+                return
+            try:
+                item: tuple[int, Any, BaseException | None] = (i, fn(i), None)
+            except Exception as exc:  # noqa: BLE001 - handed to the consumer thread and re-raised there
+                item = (i, None, exc)
+            while not self._stop.is_set():
+                try:
+                    self._q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if item[2] is not None:
+                return
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        for _ in range(self._n):
+            i, value, exc = self._q.get()
+            if exc is not None:
+                raise exc
+            yield i, value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
