@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pointseg_cli.errors import InputError
+from pointseg_cli.metrics import (
+    InstanceScores,
+    confusion_matrix,
+    label_components,
+    match_instances,
+    pad_confusion,
+    scores_from_confusion,
+    semantic_scores,
+    sum_instance_scores,
+)
+
+GT = np.array([[0, 0, 1, 1], [0, 0, 1, 1]])
+PRED = np.array([[0, 1, 1, 1], [0, 0, 0, 1]])
+
+
+def test_confusion_matrix_rows_are_ground_truth():
+    cm = confusion_matrix(PRED, GT, 3)
+    assert cm.dtype == np.int64
+    assert cm.tolist() == [[3, 1, 0], [1, 3, 0], [0, 0, 0]]
+
+
+def test_iou_by_hand_and_absent_class_excluded():
+    s = semantic_scores(PRED, GT, 3)
+    # class 0: TP 3, FP 1, FN 1 -> 3/5; class 1 likewise; class 2 absent from both -> NaN
+    np.testing.assert_allclose(s.iou[:2], [0.6, 0.6])
+    assert math.isnan(s.iou[2])
+    assert s.miou_objects == pytest.approx(0.6)
+    assert s.miou_all == pytest.approx(0.6)
+    # the paper code's convention would have scored class 2 as 1 and reported 0.8
+    np.testing.assert_allclose(s.iou_absent_as_one, [0.6, 0.6, 1.0])
+    assert np.mean(s.iou_absent_as_one[1:]) == pytest.approx(0.8)
+
+
+def test_class_only_in_prediction_counts_as_zero():
+    pred = np.array([[0, 2, 1, 1], [0, 0, 1, 1]])
+    s = semantic_scores(pred, GT, 3)
+    np.testing.assert_allclose(s.iou, [3 / 4, 1.0, 0.0])
+    assert s.miou_objects == pytest.approx(0.5)
+    assert s.miou_all == pytest.approx((0.75 + 1 + 0) / 3)
+
+
+def test_all_background():
+    z = np.zeros((3, 3), np.uint8)
+    s = semantic_scores(z, z, 2)
+    assert s.iou[0] == 1.0 and math.isnan(s.iou[1])
+    assert math.isnan(s.miou_objects) and s.miou_all == 1.0
+
+
+@pytest.mark.parametrize(
+    "pred, gt, n, message",
+    [
+        (np.zeros((2, 2), int), np.zeros((2, 3), int), 2, r"shape \(2, 2\) but ground truth has shape \(2, 3\)"),
+        (np.zeros((2, 2)), np.zeros((2, 2), int), 2, "must be integers; got dtype float64"),
+        (np.full((2, 2), -1), np.zeros((2, 2), int), 2, "must be >= 0"),
+        (np.full((2, 2), 3), np.zeros((2, 2), int), 3, r"class id 3 but only 3 classes \(0..2\)"),
+        (np.zeros((2, 2), int), np.zeros((2, 2), int), 0, "n_classes must be >= 1"),
+    ],
+)
+def test_confusion_matrix_errors(pred, gt, n, message):
+    with pytest.raises(InputError, match=message):
+        confusion_matrix(pred, gt, n)
+
+
+def test_scores_from_confusion_errors_and_padding():
+    with pytest.raises(InputError, match="square"):
+        scores_from_confusion(np.zeros((2, 3)))
+    cm = pad_confusion(np.array([[1, 2], [3, 4]]), 3)
+    assert cm.tolist() == [[1, 2, 0], [3, 4, 0], [0, 0, 0]]
+
+
+# ------------------------------------------------------------------ instances
+
+
+def test_match_instances_by_hand():
+    gt = np.zeros((10, 10), int)
+    gt[0:4, 0:4] = 7  # 16 px
+    gt[5:9, 5:9] = 3  # 16 px
+    pred = np.zeros_like(gt)
+    pred[0:4, 0:3] = 1  # 12 px inside gt 7 -> IoU 0.75
+    pred[6:9, 6:9] = 2  # 9 px inside gt 3 -> IoU 0.5625
+    pred[0, 9] = 5  # false positive
+    s = match_instances(pred, gt)
+    assert (s.n_pred, s.n_gt, s.tp, s.fp, s.fn) == (3, 2, 2, 1, 0)
+    assert s.precision == pytest.approx(2 / 3) and s.recall == 1.0 and s.f1 == pytest.approx(0.8)
+    assert s.mean_matched_iou == pytest.approx((0.75 + 0.5625) / 2)
+    # a stricter threshold drops the 0.5625 pair
+    s = match_instances(pred, gt, threshold=0.6)
+    assert (s.tp, s.fp, s.fn) == (1, 2, 1)
+
+
+def test_match_is_one_to_one_at_exactly_half():
+    gt = np.array([[1] * 10 + [2] * 10])
+    pred = np.ones_like(gt)  # IoU 0.5 with both ground-truth instances
+    s = match_instances(pred, gt)
+    assert (s.tp, s.fp, s.fn) == (1, 0, 1)
+    assert s.f1 == pytest.approx(2 / 3)
+
+
+def test_match_empty_cases():
+    z = np.zeros((4, 4), int)
+    one = z.copy()
+    one[1:3, 1:3] = 9
+    s = match_instances(z, one)
+    assert (s.n_pred, s.n_gt, s.tp) == (0, 1, 0)
+    assert math.isnan(s.precision) and s.recall == 0 and s.f1 == 0
+    s = match_instances(z, z)
+    assert math.isnan(s.f1) and math.isnan(s.precision) and math.isnan(s.recall)
+    with pytest.raises(InputError, match="threshold must lie in"):
+        match_instances(z, z, threshold=0)
+
+
+def test_sum_instance_scores_pools_counts():
+    total = sum_instance_scores([InstanceScores(3, 2, 2, 1.5), InstanceScores(1, 4, 1, 0.9)])
+    assert (total.n_pred, total.n_gt, total.tp, total.fp, total.fn) == (4, 6, 3, 1, 3)
+    assert total.f1 == pytest.approx(6 / 10)
+    assert total.to_dict()["mean_matched_iou"] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="tp=3"):
+        InstanceScores(n_pred=2, n_gt=5, tp=3)
+
+
+def test_label_components_splits_classes_and_respects_connectivity():
+    cls = np.array([[1, 1, 2, 0], [0, 0, 2, 0], [1, 0, 0, 1], [0, 1, 0, 0]])
+    lab = label_components(cls)
+    assert lab.max() == 5  # {two 1s top}, {2s}, {1 at (2,0)}, {1 at (2,3)}, {1 at (3,1)}
+    assert lab[0, 0] == lab[0, 1] and lab[0, 2] == lab[1, 2] and lab[0, 1] != lab[0, 2]
+    assert label_components(cls, connectivity=2).max() == 4  # (2,0) and (3,1) touch diagonally
