@@ -224,7 +224,7 @@ def anisotropic_diffusion(
         raise ConfigError(f"diffusion step must be in (0, {limit:.4g}] for {ndim}-D images; got {step}")
     out = np.empty_like(x)
     for c in range(x.shape[-1]):
-        vol = np.ascontiguousarray(x[..., c]).reshape((1,) * (3 - ndim) + x.shape[:-1])
+        vol = np.array(x[..., c], dtype=np.float32, order="C").reshape((1,) * (3 - ndim) + x.shape[:-1])
         out[..., c] = _perona_malik(vol, int(iterations), float(kappa), float(step)).reshape(x.shape[:-1])
     return np.moveaxis(out, -1, channel_axis) if channel_axis is not None else out[..., 0]
 
