@@ -354,7 +354,8 @@ def points_from_masks(
     Parameters
     ----------
     masks : folder (or files/globs) of instance label images; ``a.labels.tif``, ``a_mask.tif`` or
-        ``a.tif`` all belong to image ``a`` (see :data:`MASK_MARKERS`).
+        ``a.tif`` all belong to image ``a`` (see :data:`MASK_MARKERS`). If any of the files has such
+        a marker, only those are used, so a folder holding images beside their masks works.
     images : optional image folder; every mask must then match an image by stem and spatial shape.
     mask_class : the class name given to every point.
     jitter : see :func:`instance_points`; seeded by ``seed`` so runs are reproducible.
@@ -366,6 +367,8 @@ def points_from_masks(
         raise InputError("--mask-class must not be empty")
     items = [masks] if isinstance(masks, str | Path) else list(masks)
     paths = find_images(items, include_derived=True)
+    marked = [p for p in paths if mask_stem(p) != image_stem(p)]
+    paths = marked or paths  # a folder holding images beside their masks: use the masks only
     infos = image_infos(images, axes=axes) if images is not None else None
     rng = np.random.default_rng(seed)
     parts: list[PointTable] = []

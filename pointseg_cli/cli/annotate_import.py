@@ -15,6 +15,7 @@ from pointseg_cli.io.points import parse_classes, write_points_csv
 
 
 def command(
+    ctx: typer.Context,
     inputs: list[Path] = typer.Argument(
         None,
         help="Points files: CSV, napari points CSV, QuPath GeoJSON or Fiji Cell Counter XML.",
@@ -59,6 +60,7 @@ def command(
 
         pointseg annotate-import --from-masks data/masks --images data/ --jitter 3 --out points.csv
     """
+    state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
     class_names = parse_classes(classes)
     if from_masks is not None:
         if inputs:
@@ -77,7 +79,7 @@ def command(
             axes=axes, default_class=default_class,
         )
     write_points_csv(out, result.table)
-    if not get_state().quiet:
+    if not state.quiet:
         _render(result, out)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pointseg_cli.cli._common import RichProgress, console, get_state
+from pointseg_cli.cli._common import RichProgress, console, get_state, progress_enabled
 from pointseg_cli.evaluation import Evaluation, evaluate_labels
 from pointseg_cli.io.images import atomic_output
 from pointseg_cli.io.points import parse_classes
@@ -17,6 +17,7 @@ from pointseg_cli.metrics import InstanceScores, SemanticScores
 
 
 def command(
+    ctx: typer.Context,
     pred: Path = typer.Argument(..., help="Predicted label image, or a folder of them (e.g. segment's output)."),
     gt: Path = typer.Argument(..., help="Ground-truth label image, or a folder of them."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write all scores to this JSON file."),
@@ -48,8 +49,9 @@ def command(
 
         pointseg evaluate results/ data/ --gt-binary --instances --json scores.json
     """
+    state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
     names = parse_classes(classes)
-    with RichProgress(transient=True) as progress:
+    with RichProgress(enabled=progress_enabled(state), transient=True) as progress:
         result = evaluate_labels(
             pred, gt, classes=names, gt_binary=gt_binary, instances=instances, pred_instances=pred_instances,
             gt_instances=gt_instances, threshold=iou_threshold, axes=axes, progress=progress,
@@ -57,7 +59,7 @@ def command(
     if json_out is not None:
         with atomic_output(json_out) as tmp:
             tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    if not get_state().quiet:
+    if not state.quiet:
         _render(result)
 
 

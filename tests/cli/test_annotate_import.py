@@ -113,3 +113,17 @@ def test_usage_errors(runner, data):
     res = _run(runner, ["--images", data / "images", "--out", out])
     assert res.exit_code == 2 and "no points files given" in res.output
     assert not out.exists()
+
+
+def test_masks_beside_images_and_quiet(runner, data):
+    images = data / "images"
+    lab = np.zeros((20, 30), np.uint8)
+    lab[2:9, 3:10] = 1
+    lab[12:18, 20:28] = 2
+    tifffile.imwrite(images / "a.labels.tif", lab)  # the dataset folder holds a.tif beside its labels
+    out = data / "p.csv"
+    res = runner.invoke(app, ["--quiet", "annotate-import", "--from-masks", str(images), "--images", str(images),
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == ""
+    assert read_points_csv(out).image.tolist() == ["a", "a"]

@@ -92,3 +92,10 @@ def test_bad_options_exit_2(runner, folders, extra, message):
 def test_missing_input_exits_2(runner, folders):
     res = _run(runner, [folders / "nope", folders / "gt"])
     assert res.exit_code == 2 and "prediction '" in res.output and "does not exist" in res.output
+
+
+def test_quiet_prints_nothing_but_writes_json(runner, folders):
+    out = folders / "s.json"
+    res = runner.invoke(app, ["--quiet", "evaluate", str(folders / "pred"), str(folders / "gt"), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert res.output.strip() == "" and out.exists()
