@@ -194,7 +194,7 @@ def test_points_from_masks(images, tmp_path):
     tifffile.imwrite(masks / "a.labels.tif", lab)
     vol = np.zeros((5, 20, 30), np.int32)
     vol[1:4, 5:10, 5:10] = 7
-    tifffile.imwrite(masks / "v.tif", vol)
+    tifffile.imwrite(masks / "v_mask.tif", vol)
     res = points_from_masks(masks, images=images, mask_class="cell")
     t = res.table
     assert t.image.tolist() == ["a", "a", "v"] and t.class_names == ("cell",)
