@@ -138,6 +138,15 @@ def _norm_of(predictor: Predictor) -> Normalization:
     return Normalization.from_dict(data)
 
 
+def _stats_for(image: Any, norm: Normalization, *, channels: int, channel_axis: int | None) -> NormStats:
+    """Normalisation statistics; only ``percentile`` reads pixels (a bounded strided subsample)."""
+    if norm.method == "none":
+        return NormStats(lo=np.zeros(channels, np.float32), hi=np.ones(channels, np.float32))
+    if norm.method == "fixed":
+        return NormStats(lo=np.full(channels, norm.low, np.float32), hi=np.full(channels, norm.high, np.float32))
+    return compute_stats(image, norm, channel_axis=channel_axis)
+
+
 def segment_file(
     path: str | Path,
     out_dir: str | Path,
@@ -179,7 +188,7 @@ def segment_file(
     grid = _grid_for(spatial, predictor, options)
     norm = _norm_of(predictor)
     ch_axis = -1 if info.channels > 1 else None
-    stats = compute_stats(image, norm, channel_axis=ch_axis)
+    stats = _stats_for(image, norm, channels=info.channels, channel_axis=ch_axis)
     nd = len(spatial)
 
     def read_slab(lo: int, hi: int) -> np.ndarray:
@@ -271,7 +280,7 @@ def segment_array(
     norm = _norm_of(predictor)
     ch_axis = -1 if has_c else None
     if stats is None:
-        stats = compute_stats(image, norm, channel_axis=ch_axis)
+        stats = _stats_for(image, norm, channels=image.shape[-1] if has_c else 1, channel_axis=ch_axis)
     grid = _grid_for(spatial, predictor, options)
     labels = np.zeros(spatial, dtype=np.uint8)
     logits = np.zeros((meta.n_outputs, *spatial), dtype=np.float32) if return_logits else None

@@ -200,7 +200,7 @@ def make_grid(
 
 
 def blend_window_1d(size: int, mode: str = "gaussian") -> np.ndarray:
-    """1D blend window of length ``size`` (float64, maximum 1, strictly positive).
+    """1D blend window of length ``size`` (float64, peak about 1, strictly positive).
 
     ``gaussian``: centred, sigma = size / 8. ``linear``: a triangle rising from the edges to the
     centre. ``constant``: ones.
@@ -217,7 +217,6 @@ def blend_window_1d(size: int, mode: str = "gaussian") -> np.ndarray:
         w = np.exp(-((i - centre) ** 2) / (2.0 * sigma**2))
     else:
         w = np.minimum(i + 1, size - i) / math.ceil(size / 2)
-    w = w / w.max()
     return np.maximum(w, MIN_WEIGHT)
 
 

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+import tifffile
+
+from pointseg_cli.errors import ConfigError, ImageFormatError
+from pointseg_cli.infer.predictors import TorchPredictor
+from pointseg_cli.infer.segment import SegmentOptions, segment_array, segment_block, segment_file
+from pointseg_cli.io.images import read_image, read_info
+from pointseg_cli.io.normalize import NormStats
+from tests.infer.conftest import FailingPredictor, make_meta, tiny_net, untiled
+
+SEAM_CASES = [
+    # ndim, shape, tile, overlap, blend
+    (2, (150, 170), (64, 64), 0.25, "gaussian"),
+    (2, (150, 170), (64, 64), 0.5, "linear"),
+    (2, (130, 97), (48, 48), 0.25, "constant"),
+    (3, (37, 50, 45), (16, 32, 32), 0.5, "gaussian"),
+    (3, (40, 64, 72), (16, 32, 32), 0.5, "gaussian"),
+]
+
+
+@pytest.mark.parametrize("ndim, shape, tile, overlap, blend", SEAM_CASES)
+def test_tiled_equals_untiled_when_receptive_field_is_smaller_than_overlap(rng, ndim, shape, tile, overlap, blend):
+    """Exact (up to float rounding) when the net's receptive-field radius (2) <= edge trim (overlap / 4)."""
+    net = tiny_net(ndim)
+    pred = TorchPredictor(net, make_meta(ndim, tile=tile))
+    image = rng.random(shape).astype(np.float32)
+    res = segment_array(image, pred, options=SegmentOptions(overlap=overlap, blend=blend), return_logits=True)
+    full = untiled(net, image)
+    # No axis is shorter than its tile here, so no padding: the whole image must match, borders included.
+    np.testing.assert_allclose(res.logits, full, atol=1e-4, rtol=0)
+    np.testing.assert_array_equal(res.labels, np.argmax(full, axis=0))
+
+
+def test_without_edge_trim_plain_gaussian_still_close(rng):
+    """The untrimmed window blends in tile-edge artefacts at a weight of ~exp(-8): close, not exact."""
+    net = tiny_net(2)
+    pred = TorchPredictor(net, make_meta(2))
+    image = rng.random((150, 170)).astype(np.float32)
+    res = segment_array(image, pred, options=SegmentOptions(edge_trim=0), return_logits=True)
+    err = np.abs(res.logits - untiled(net, image)).max()
+    assert 1e-6 < err < 1e-2
+
+
+def test_small_image_is_padded_and_cropped_back(rng):
+    net = tiny_net(3)
+    pred = TorchPredictor(net, make_meta(3, tile=(16, 32, 32)))
+    image = rng.random((5, 20, 70)).astype(np.float32)
+    res = segment_array(image, pred, return_logits=True)
+    assert res.labels.shape == (5, 20, 70) and res.logits.shape == (3, 5, 20, 70)
+    full = untiled(net, image)
+    # away from the padded ends (reflection there differs from the untiled zero padding)
+    np.testing.assert_allclose(res.logits[:, :2, :17], full[:, :2, :17], atol=1e-4)
+
+
+def test_rgb_image_channels_last(rng):
+    net = tiny_net(2, channels=3)
+    pred = TorchPredictor(net, make_meta(2, channels=3))
+    image = rng.random((90, 80, 3)).astype(np.float32)
+    res = segment_array(image, pred, return_logits=True)
+    np.testing.assert_allclose(res.logits, untiled(net, image, channels=3), atol=1e-4)
+
+
+def test_batch_size_does_not_change_the_result(rng, pred2d):
+    image = rng.random((150, 170)).astype(np.float32)
+    a = segment_array(image, pred2d, options=SegmentOptions(batch_size=1), return_logits=True).logits
+    b = segment_array(image, pred2d, options=SegmentOptions(batch_size=7), return_logits=True).logits
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_segment_block_returns_the_core_of_the_whole_result(rng, pred3d):
+    image = rng.random((40, 64, 72)).astype(np.float32)
+    stats = NormStats(lo=np.zeros(1, np.float32), hi=np.ones(1, np.float32))
+    opts = SegmentOptions(overlap=0.5)
+    whole = segment_array(image, pred3d, stats=stats, options=opts).labels
+    block = image[10:34, 8:56, :]
+    core = segment_block(block, pred3d, halo=(4, 4, 0), stats=stats, options=opts)
+    np.testing.assert_array_equal(core, whole[14:30, 12:52, :])
+
+
+def test_segment_file_writes_labels_probabilities_preview(tmp_path, rng, pred3d):
+    src = tmp_path / "vol.tif"
+    image = rng.random((21, 40, 50)).astype(np.float32)
+    tifffile.imwrite(src, image)
+    out = tmp_path / "out"
+    res = segment_file(src, out, pred3d, options=SegmentOptions(probabilities="tif", preview=True))
+    assert sorted(p.name for p in out.iterdir()) == ["vol.labels.tif", "vol.preview.png", "vol.probabilities.tif"]
+    info = read_info(res.labels)
+    assert info.axes == "ZYX" and info.shape == (21, 40, 50) and info.dtype == np.uint8
+    expected = segment_array(image, pred3d, return_logits=True)
+    np.testing.assert_array_equal(read_image(res.labels), expected.labels)
+    probs = tifffile.imread(res.probabilities)
+    assert probs.shape == (3, 21, 40, 50) and probs.dtype == np.float16
+    np.testing.assert_allclose(probs.astype(np.float32).sum(axis=0), 1.0, atol=5e-3)
+    assert res.voxels == 21 * 40 * 50 and res.tiles > 1 and res.provider == "torch-cpu"
+    preview = read_image(res.preview)
+    assert preview.dtype == np.uint8 and preview.shape == (40, 50, 3)
+
+
+def test_probabilities_as_zarr(tmp_path, rng, pred2d):
+    import zarr
+
+    src = tmp_path / "img.tif"
+    tifffile.imwrite(src, (rng.random((70, 90)) * 255).astype(np.uint8))
+    res = segment_file(src, tmp_path, pred2d, options=SegmentOptions(probabilities="zarr"))
+    group = zarr.open_group(str(res.probabilities), mode="r")
+    assert group["0"].shape == (3, 70, 90) and group["0"].dtype == np.float16
+    assert [a["name"] for a in group.attrs["multiscales"][0]["axes"]] == ["c", "y", "x"]
+
+
+def test_axes_override_reads_channels_first_volume(tmp_path, rng, pred3d):
+    src = tmp_path / "czyx.tif"
+    tifffile.imwrite(src, rng.random((1, 9, 30, 40)).astype(np.float32))
+    res = segment_file(src, tmp_path, pred3d, axes="CZYX")
+    assert read_info(res.labels).shape == (9, 30, 40)
+
+
+def test_model_and_image_must_agree(tmp_path, rng, pred3d, pred2d):
+    src = tmp_path / "flat.tif"
+    tifffile.imwrite(src, rng.random((30, 40)).astype(np.float32))
+    with pytest.raises(ImageFormatError, match=r"model expects 3D images but 'flat.tif' is 2D"):
+        segment_file(src, tmp_path, pred3d)
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, (rng.random((30, 40, 3)) * 255).astype(np.uint8))
+    with pytest.raises(ImageFormatError, match=r"model expects 1 channel\(s\) but 'rgb.tif' has 3"):
+        segment_file(rgb, tmp_path, pred2d)
+    assert not list(tmp_path.glob("*.labels.tif"))
+
+
+def test_tile_of_wrong_dimensionality(tmp_path, rng, pred3d):
+    with pytest.raises(ConfigError, match="tile must have 3 sizes"):
+        segment_array(rng.random((8, 16, 16)).astype(np.float32), pred3d, options=SegmentOptions(tile=(32, 32)))
+
+
+def test_crash_mid_run_leaves_no_output(tmp_path, rng, pred3d):
+    src = tmp_path / "vol.tif"
+    tifffile.imwrite(src, rng.random((40, 64, 64)).astype(np.float32))
+    out = tmp_path / "out"
+    failing = FailingPredictor(pred3d, fail_on=3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        segment_file(src, out, failing, options=SegmentOptions(batch_size=1, probabilities="zarr", preview=True))
+    assert failing.calls == 3
+    assert list(out.iterdir()) == []  # neither final names nor temporary files
+
+
+def _peak_bytes(tmp_path, pred, depth: int) -> int:
+    src = tmp_path / f"deep{depth}.tif"
+    data = np.zeros((depth, 64, 64), np.uint8)
+    data[:, 20:50, 10:40] = 200
+    tifffile.imwrite(src, data)
+    del data
+    gc.collect()
+    tracemalloc.start()
+    try:
+        segment_file(src, tmp_path / f"out{depth}", pred, options=SegmentOptions(probabilities="tif"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak
+
+
+def test_streaming_memory_does_not_grow_with_depth(tmp_path):
+    meta = make_meta(3, tile=(8, 32, 32), norm={"method": "fixed", "low": 0.0, "high": 255.0})
+    pred = TorchPredictor(tiny_net(3), meta)
+    shallow = _peak_bytes(tmp_path, pred, 40)  # deep enough to fill the read-ahead and write queues
+    deep = _peak_bytes(tmp_path, pred, 400)
+    # One slab of working memory: input (1 channel) plus logits (3 classes), 8 x 64 x 64 float32 each:
+    # 524 KB. The deep volume adds 360 planes, i.e. 17.7 MB of float32 logits if they were all kept.
+    slab = (1 + 3) * 8 * 64 * 64 * 4
+    assert deep <= shallow + slab, (shallow, deep)
