@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pointseg_cli.errors import InputError, PointsError
+from pointseg_cli.errors import InputError, PointsError, check_choice
 from pointseg_cli.evaluation import read_labels
 from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_info
-from pointseg_cli.io.point_formats import RawPoints, read_point_file
+from pointseg_cli.io.point_formats import FORMATS, RawPoints, read_point_file
 from pointseg_cli.io.points import PointTable
+from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,11 @@ def _assign_images(raw: RawPoints, infos: dict[str, ImageInfo], image: str | Non
             raise PointsError(f"--image {image!r}: no image with stem '{stem}' among {_listing(infos)}")
         return np.full(n, stem, dtype=object)
     named = raw.image != ""
-    if named.all():
+    # Cell Counter's Image_Filename is only a hint: a renamed image is still found by the file name.
+    hint_only = raw.format == "cellcounter" and not set(raw.image.tolist()) <= set(infos)
+    if named.all() and not hint_only:
         return raw.image.astype(object)
-    if named.any():
+    if named.any() and not hint_only:
         raise PointsError(
             f"'{raw.source.name}': {int((~named).sum())} of {n} points have no image name; fill the image "
             "column for every row or pass --image"
@@ -114,6 +117,8 @@ def _assign_images(raw: RawPoints, infos: dict[str, ImageInfo], image: str | Non
     for cand in _file_candidates(raw.source):
         if cand in infos:
             return np.full(n, cand, dtype=object)
+    if hint_only:
+        return raw.image.astype(object)  # reported as an unknown image by the caller
     raise PointsError(
         f"cannot tell which image '{raw.source.name}' belongs to: it has no image column, no --image was "
         f"given, and no image stem matches its name (expected one of {_listing(infos)})"
@@ -225,6 +230,7 @@ def import_points(
     drop_invalid: bool = False,
     axes: str | None = None,
     default_class: str = "object",
+    progress: ProgressCallback | None = None,
 ) -> ImportResult:
     """Read points files, assign them to images and validate them.
 
@@ -237,6 +243,7 @@ def import_points(
     classes : class order (ids 1..K); every class used must be listed. Default: sorted names.
     drop_invalid : drop out-of-bounds and duplicate points instead of raising.
     axes : axes override for reading the image metadata (e.g. ``"CZYX"``).
+    progress : optional ``progress(task, done, total)`` callback, called once per file.
     default_class : class of points whose file gives none; if ``classes`` does not list it, the single
         class in ``classes`` is used (several classes without it is an error).
 
@@ -246,10 +253,13 @@ def import_points(
     """
     if not inputs:
         raise InputError("no points files given; pass one or more files (or use --from-masks)")
+    check_choice("--format", fmt, FORMATS)
     class_tuple = tuple(classes) if classes else None
     infos = image_infos(images, axes=axes)
     parts: list[PointTable] = []
-    for path in inputs:
+    for i, path in enumerate(inputs):
+        if progress is not None:
+            progress("points files", i, len(inputs))
         raw = read_point_file(path, fmt=fmt)
         stems = _assign_images(raw, infos, image)
         unknown = sorted(set(stems.tolist()) - set(infos))
@@ -348,6 +358,7 @@ def points_from_masks(
     jitter: float = 0.0,
     seed: int = 0,
     axes: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> ImportResult:
     """Simulate point annotation: one point per labelled instance of each mask.
 
@@ -360,6 +371,7 @@ def points_from_masks(
     mask_class : the class name given to every point.
     jitter : see :func:`instance_points`; seeded by ``seed`` so runs are reproducible.
     axes : axes override used for both masks and images.
+    progress : optional ``progress(task, done, total)`` callback, called once per mask.
     """
     if jitter < 0:
         raise InputError(f"--jitter must be >= 0 pixels; got {jitter}")
@@ -373,7 +385,9 @@ def points_from_masks(
     rng = np.random.default_rng(seed)
     parts: list[PointTable] = []
     shapes: dict[str, tuple[int, ...]] = {}
-    for path in paths:
+    for i, path in enumerate(paths):
+        if progress is not None:
+            progress("masks", i, len(paths))
         stem = mask_stem(path)
         if stem in shapes:
             raise InputError(f"two masks belong to image '{stem}' (the second is '{path.name}')")

@@ -13,7 +13,7 @@ from pointseg_cli.annotate import (
     mask_stem,
     points_from_masks,
 )
-from pointseg_cli.errors import InputError, PointsError
+from pointseg_cli.errors import ConfigError, InputError, PointsError
 
 NAN = math.nan
 
@@ -122,6 +122,19 @@ def test_cellcounter_stack_positions(images, tmp_path):
     by_file.write_text("<R><Marker_Type><Type>1</Type><Marker><MarkerX>1</MarkerX><MarkerY>1</MarkerY>"
                        "</Marker></Marker_Type></R>")
     assert import_points([by_file], images=images).table.image.tolist() == ["a"]
+    renamed = _cellcounter(tmp_path / "CellCounter_v.xml", "old name.tif", [(1, 2, 5)])
+    assert import_points([renamed], images=images).table.image.tolist() == ["v"]  # Image_Filename is a hint
+    lost = _cellcounter(tmp_path / "markers.xml", "old name.tif", [(1, 2, 5)])
+    with pytest.raises(PointsError, match=r"refers to image\(s\) \['old name'\] not found"):
+        import_points([lost], images=images)
+
+
+def test_progress_and_early_format_check(images, tmp_path):
+    calls = []
+    import_points([_write(tmp_path / "a.csv", "x,y\n1,2\n")], images=images, progress=lambda *a: calls.append(a))
+    assert calls == [("points files", 0, 1)]
+    with pytest.raises(ConfigError, match="--format must be one of"):
+        import_points([tmp_path / "missing.csv"], images=tmp_path / "nowhere", fmt="xls")
 
 
 def test_out_of_bounds_and_duplicates(images, tmp_path):

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from pointseg_cli.annotate import ImportResult, import_points, points_from_masks
-from pointseg_cli.cli._common import console, get_state
+from pointseg_cli.cli._common import RichProgress, console, get_state, progress_enabled
 from pointseg_cli.errors import InputError
 from pointseg_cli.io.point_formats import FORMATS
 from pointseg_cli.io.points import parse_classes, write_points_csv
@@ -69,15 +69,17 @@ def command(
             raise InputError(
                 f"--from-masks labels every point '{mask_class}' (--mask-class) but --classes is {classes!r}"
             )
-        result = points_from_masks(from_masks, images=images, mask_class=mask_class, jitter=jitter, seed=seed,
-                                   axes=axes)
+        with RichProgress(enabled=progress_enabled(state), transient=True) as progress:
+            result = points_from_masks(from_masks, images=images, mask_class=mask_class, jitter=jitter, seed=seed,
+                                       axes=axes, progress=progress)
     else:
         if images is None:
             raise InputError("--images is required: the folder of the images the points belong to")
-        result = import_points(
-            inputs or [], images=images, fmt=fmt, image=image, classes=class_names, drop_invalid=drop_invalid,
-            axes=axes, default_class=default_class,
-        )
+        with RichProgress(enabled=progress_enabled(state), transient=True) as progress:
+            result = import_points(
+                inputs or [], images=images, fmt=fmt, image=image, classes=class_names, drop_invalid=drop_invalid,
+                axes=axes, default_class=default_class, progress=progress,
+            )
     write_points_csv(out, result.table)
     if not state.quiet:
         _render(result, out)
