@@ -196,8 +196,19 @@ def sum_instance_scores(scores: Iterable[InstanceScores], *, threshold: float = 
 
 
 def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    ids, inverse = np.unique(labels.ravel(), return_inverse=True)
-    if ids.size and ids[0] == 0:
+    """Flat ids made consecutive (0 stays background), and the number of instances."""
+    flat = labels.ravel()
+    if flat.dtype.kind == "b" or flat.dtype.itemsize == 8:
+        flat = flat.astype(np.int64)  # bincount refuses uint64
+    top = int(flat.max()) if flat.size else 0
+    if top <= 4 * flat.size + 1024:  # a lookup table is cheaper than sorting every pixel
+        present = np.bincount(flat, minlength=top + 1) > 0
+        present[0] = False
+        lut = np.zeros(top + 1, dtype=np.int64)
+        lut[present] = np.arange(1, int(present.sum()) + 1)
+        return lut[flat], int(present.sum())
+    ids, inverse = np.unique(flat, return_inverse=True)
+    if ids[0] == 0:
         return inverse.astype(np.int64), int(ids.size - 1)
     return inverse.astype(np.int64) + 1, int(ids.size)
 
@@ -227,7 +238,14 @@ def match_instances(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5)
     area_p = np.bincount(p, minlength=n_pred + 1)
     area_g = np.bincount(g, minlength=n_gt + 1)
     both = (p > 0) & (g > 0)
-    pairs, inter = np.unique(g[both] * (n_pred + 1) + p[both], return_counts=True)
+    keys = g[both] * (n_pred + 1) + p[both]
+    n_keys = (n_gt + 1) * (n_pred + 1)
+    if n_keys <= 4 * keys.size + 1024:  # counting beats sorting
+        counts = np.bincount(keys, minlength=n_keys)
+        pairs = np.flatnonzero(counts)
+        inter = counts[pairs]
+    else:
+        pairs, inter = np.unique(keys, return_counts=True)
     gi, pi = pairs // (n_pred + 1), pairs % (n_pred + 1)
     iou = inter / (area_g[gi] + area_p[pi] - inter)
     ok = iou >= threshold

@@ -104,6 +104,20 @@ def test_match_is_one_to_one_at_exactly_half():
     assert s.f1 == pytest.approx(2 / 3)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.uint64, np.int64])
+def test_match_dtypes_and_sparse_ids(dtype):
+    gt = np.zeros((6, 6), dtype)
+    gt[0:3, 0:3] = 5
+    gt[3:6, 3:6] = 200
+    pred = np.zeros_like(gt)
+    pred[0:3, 0:2] = 1
+    pred[3:6, 3:6] = 9
+    s = match_instances(pred, gt)
+    assert (s.tp, s.fp, s.fn) == (2, 0, 0)
+    huge = pred.astype(np.int64) * 10**12  # ids far above the pixel count take the sorting path
+    assert match_instances(huge, gt.astype(np.int64)).tp == 2
+
+
 def test_match_empty_cases():
     z = np.zeros((4, 4), int)
     one = z.copy()
