@@ -524,6 +524,10 @@ def write_tiff(
 
     path = Path(path)
     axes = _check_axes(data, axes)
+    if axes.endswith("C") and data.shape[-1] not in (3, 4):
+        # Only RGB(A) is stored as interleaved samples; other channel counts go first as planes.
+        data = np.moveaxis(data, -1, 0)
+        axes = "C" + axes[:-1]
     meta: dict[str, Any] = {"axes": axes}
     if metadata:
         meta["Description"] = json.dumps(metadata, default=str)
@@ -533,7 +537,7 @@ def write_tiff(
 
 
 def _photometric(axes: str) -> str:
-    return "rgb" if axes.endswith("C") and axes[-2:] == "XC" else "minisblack"
+    return "rgb" if axes.endswith("XC") else "minisblack"
 
 
 def write_zarr(path: str | Path, data: np.ndarray, *, axes: str, chunks: tuple[int, ...] | None = None) -> Path:

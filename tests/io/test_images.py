@@ -217,7 +217,6 @@ def test_corrupt_tiff(tmp_path):
         read_info(path)
 
 
-@pytest.mark.xfail(strict=True, reason="write_tiff tags every *XC array photometric='rgb'; tifffile rejects 2 samples")
 @pytest.mark.parametrize("axes, shape", [("YXC", (8, 9, 2)), ("ZYXC", (3, 8, 9, 2))])
 def test_write_tiff_two_channels_last(tmp_path, axes, shape):
     path = write_tiff(tmp_path / "x.tif", np.zeros(shape, np.uint8), axes=axes)
