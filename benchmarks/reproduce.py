@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pointseg_cli.demo import HE_CLASSES
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("synth3d", "bbbc007", "synth-he")
 ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Full")
@@ -101,7 +103,7 @@ SETUPS = {
             "--filter-growth",
             "2",
             "--crop",
-            "32x64x64",
+            "32,64,64",
             "--batch-size",
             "4",
             "--epochs",
@@ -115,7 +117,7 @@ SETUPS = {
             "--base-filters",
             "4",
             "--crop",
-            "16x32x32",
+            "16,32,32",
             "--batch-size",
             "2",
             "--epochs",
@@ -136,7 +138,7 @@ SETUPS = {
             "--encoder",
             "resnet18",
             "--crop",
-            "128x128",
+            "128,128",
             "--batch-size",
             "16",
             "--epochs",
@@ -150,7 +152,7 @@ SETUPS = {
             "--encoder",
             "resnet18",
             "--crop",
-            "64x64",
+            "64,64",
             "--batch-size",
             "2",
             "--epochs",
@@ -169,7 +171,7 @@ SETUPS = {
             "--encoder",
             "resnet18",
             "--crop",
-            "128x128",
+            "128,128",
             "--batch-size",
             "16",
             "--epochs",
@@ -183,7 +185,7 @@ SETUPS = {
             "--encoder",
             "resnet18",
             "--crop",
-            "64x64",
+            "64,64",
             "--batch-size",
             "2",
             "--epochs",
@@ -192,7 +194,7 @@ SETUPS = {
             "3",
         ),
         size="256x256",
-        quick_size="128x128",
+        quick_size="128,128",
     ),
 }
 
@@ -203,11 +205,19 @@ class Runner:
     """Runs ``pointseg`` subcommands, logs them, and remembers the exact command lines."""
 
     log_dir: Path
+    work: Path
     dry_run: bool = False
     commands: list[str] = field(default_factory=list)
 
+    def _show(self, arg: str) -> str:
+        """Shell-quoted argument with the working folder written as ``$WORK`` (portable commands)."""
+        prefix = str(self.work.resolve())
+        if arg.startswith(prefix):
+            return '"$WORK' + arg[len(prefix) :] + '"'
+        return shlex.quote(arg)
+
     def __call__(self, *args: str, name: str) -> subprocess.CompletedProcess | None:
-        shown = "pointseg " + " ".join(shlex.quote(str(a)) for a in args)
+        shown = "pointseg " + " ".join(self._show(str(a)) for a in args)
         self.commands.append(shown)
         print(f"$ {shown}", flush=True)
         if self.dry_run:
@@ -240,12 +250,16 @@ def _link(src: Path, dst: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- data
-def prepare(ds: str, work: Path, run: Runner, *, quick: bool, bbbc007: Path) -> dict:
+def dataset_dir(work: Path, ds: str, quick: bool) -> Path:
+    """Quick runs live apart from real ones, so a smoke test never mixes with or overwrites them."""
+    return work / (f"{ds}-quick" if quick else ds)
+
+
+def prepare(ds: str, base: Path, run: Runner, *, quick: bool, bbbc007: Path) -> dict:
     """Lay out images/ (train+val), test/, inst/ (train+val instance masks), masks/ and gt/ (semantic)."""
     from pointseg_cli.io.images import image_stem, read_image, write_tiff
 
     setup = SETUPS[ds]
-    base = work / ds
     n_train, n_val, n_test = (3, 1, 1) if quick else setup.n
     if ds == "bbbc007":
         src = bbbc007
@@ -254,22 +268,22 @@ def prepare(ds: str, work: Path, run: Runner, *, quick: bool, bbbc007: Path) -> 
         src = base / "raw"
         kind = "3d-nuclei" if ds == "synth3d" else "2d-he"
         size = setup.quick_size if quick else setup.size
-        if not (src / "classes.txt").exists() or run.dry_run:
-            run(
-                "demo-data",
-                src,
-                "--kind",
-                kind,
-                "--n",
-                str(n_train + n_val + n_test),
-                "--size",
-                size,
-                "--seed",
-                "2021",
-                name=f"{ds}-demo-data",
-            )
+        run(
+            "demo-data",
+            src,
+            "--kind",
+            kind,
+            "--n",
+            str(n_train + n_val + n_test),
+            "--size",
+            size,
+            "--seed",
+            "2021",
+            name=f"{ds}-demo-data",
+        )
+    classes = list(HE_CLASSES) if ds == "synth-he" else ["nucleus"]
     if run.dry_run:
-        return {"train": [], "val": [], "test": [], "classes": []}
+        return {"train": [], "val": [], "test": [], "classes": classes}
     images = sorted(p for p in src.glob("*.tif") if "." not in image_stem(p))
     if len(images) < n_train + n_val + n_test:
         raise RuntimeError(f"{src} holds {len(images)} images; the split needs {n_train + n_val + n_test}")
@@ -279,8 +293,10 @@ def prepare(ds: str, work: Path, run: Runner, *, quick: bool, bbbc007: Path) -> 
         "val": stems[n_train : n_train + n_val],
         "test": stems[n_train + n_val : n_train + n_val + n_test],
     }
-    classes_txt = src / "classes.txt"
-    classes = classes_txt.read_text().split() if classes_txt.exists() else ["nucleus"]
+    if (src / "classes.txt").exists() and (src / "classes.txt").read_text().split() != classes:
+        raise RuntimeError(f"{src / 'classes.txt'} lists other classes than {classes}")
+    for sub in ("images", "test", "inst", "masks", "gt"):  # no stale files from an earlier layout
+        shutil.rmtree(base / sub, ignore_errors=True)
     for path, stem in zip(images, stems, strict=True):
         part = "test" if stem in split["test"] else ("images" if stem in split["train"] + split["val"] else None)
         if part is None:
@@ -301,9 +317,8 @@ def prepare(ds: str, work: Path, run: Runner, *, quick: bool, bbbc007: Path) -> 
     return split
 
 
-def simulate_points(ds: str, work: Path, run: Runner, split: dict, *, jitter: float) -> Path:
+def simulate_points(ds: str, base: Path, run: Runner, split: dict, *, jitter: float) -> Path:
     """One jittered click per instance of the train+val masks; per-click class from classes.tif."""
-    base = work / ds
     out = base / "points.csv"
     run(
         "annotate-import",
@@ -346,11 +361,10 @@ def _classes_from_masks(points_csv: Path, raw: Path, classes: list[str]) -> None
 
 # ----------------------------------------------------------------------------------------- experiments
 def run_one(
-    ds: str, row: str, seed: int, work: Path, run: Runner, split: dict, *, quick: bool, device: str, extra: list[str]
+    ds: str, row: str, seed: int, base: Path, run: Runner, split: dict, *, quick: bool, device: str, extra: list[str]
 ) -> dict:
     """Train, export, segment the test split, evaluate; return the evaluation summary."""
     setup = SETUPS[ds]
-    base = work / ds
     rdir = base / "runs" / row.replace("+", "_").replace(" ", "_").lower() / f"seed{seed}"
     if rdir.exists():
         shutil.rmtree(rdir)
@@ -365,7 +379,9 @@ def run_one(
         rdir,
         *train_args,
         *row_args,
-        *(["--val-images", val] if val else []),
+        *(["--val-images", val, "--val-masks", base / "masks"] if val else []),
+        "--classes",
+        ",".join(split["classes"]),
         "--seed",
         str(seed),
         "--device",
@@ -461,7 +477,18 @@ def dataset_section(res: dict) -> str:
     ]
     if errors:
         lines += ["", "Failed runs:", *errors]
-    lines += ["", "<details><summary>Commands</summary>", "", "```bash", *res["commands"], "```", "", "</details>", ""]
+    lines += [
+        "",
+        "<details><summary>Commands</summary>",
+        "",
+        "```bash",
+        f"WORK={res['work']}",
+        *res["commands"],
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -475,12 +502,17 @@ def write_markdown(work: Path, out: Path, quick: bool) -> None:
         "",
     ]
     for ds in DATASETS:
-        f = work / ds / ("results-quick.json" if quick else "results.json")
+        f = dataset_dir(work, ds, quick) / "results.json"
         if f.exists():
             parts.append(dataset_section(json.loads(f.read_text())))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     print(f"wrote {out}")
+
+
+def _rel(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def machine() -> str:
@@ -515,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--prepare-only", action="store_true", help="only lay out the split and simulate points")
     a = p.parse_args(argv)
+    a.work = a.work.resolve()
     datasets = DATASETS if a.dataset == "all" else tuple(a.dataset.split(","))
     rows = tuple(r.strip() for r in a.rows.split(","))
     for name, values, valid in (("dataset", datasets, DATASETS), ("row", rows, ROWS)):
@@ -526,9 +559,10 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for ds in datasets:
         t0 = time.perf_counter()
-        run = Runner(a.work / ds / "logs", dry_run=a.dry_run)
-        split = prepare(ds, a.work, run, quick=a.quick, bbbc007=a.bbbc007)
-        simulate_points(ds, a.work, run, split, jitter=a.jitter)
+        base = dataset_dir(a.work, ds, a.quick)
+        run = Runner(base / "logs", a.work, dry_run=a.dry_run)
+        split = prepare(ds, base, run, quick=a.quick, bbbc007=a.bbbc007)
+        simulate_points(ds, base, run, split, jitter=a.jitter)
         if a.prepare_only:
             continue
         res = {
@@ -547,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
                         ds,
                         row,
                         seed,
-                        a.work,
+                        base,
                         run,
                         split,
                         quick=a.quick,
@@ -561,8 +595,8 @@ def main(argv: list[str] | None = None) -> int:
                 res["rows"].setdefault(row, []).append({"seed": seed, **r})
         if a.dry_run:
             continue
-        res.update(commands=run.commands, machine=machine(), elapsed_s=time.perf_counter() - t0)
-        (a.work / ds / ("results-quick.json" if a.quick else "results.json")).write_text(json.dumps(res, indent=1))
+        res.update(commands=run.commands, work=_rel(a.work), machine=machine(), elapsed_s=time.perf_counter() - t0)
+        (base / "results.json").write_text(json.dumps(res, indent=1))
     if not (a.dry_run or a.prepare_only):
         write_markdown(a.work, out, a.quick)
     return 1 if failures else 0
