@@ -24,8 +24,10 @@ def list_models() -> None:
     from pointseg_cli import zoo
 
     table = Table(title="pointseg models")
-    for col in ("name", "kind", "status", "file", "description"):
-        table.add_column(col, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("description", overflow="fold")
     for entry in zoo.read_registry():
         if entry.embedded:
             status = "[green]embedded[/]"
@@ -33,7 +35,7 @@ def list_models() -> None:
             status = "[green]cached[/]"
         else:
             status = "[yellow]not downloaded[/]"
-        table.add_row(entry.name, entry.kind, status, entry.file, entry.description)
+        table.add_row(entry.name, entry.kind, status, entry.description)
     console.print(table)
     console.print(f"cache: {zoo.cache_dir()}  ·  download base: {zoo.models_url()}")
 

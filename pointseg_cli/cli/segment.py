@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pointseg_cli.cli._common import RichProgress, console, get_state
+from pointseg_cli.cli._common import RichProgress, console, err_console, get_state
 from pointseg_cli.errors import BatchError, ConfigError, PointsegError, check_choice
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def command(
         return predictors[key]
 
     rows: list[tuple[str, str, str, str, str, str]] = []
+    failures: list[str] = []
     failed = 0
     with RichProgress() as progress:
         for i, path in enumerate(paths):
@@ -103,7 +104,8 @@ def command(
                 info = read_info(path, axes=axes)
             except PointsegError as exc:
                 failed += 1
-                rows.append((path.name, "?", "", "", f"[red]failed[/]: {escape(str(exc))}", ""))
+                failures.append(f"{path}: {exc}")
+                rows.append((path.name, "?", "", "", "[red]failed[/]", ""))
                 continue
             shape = "×".join(map(str, info.shape))
             targets = output_paths(out_dir, info.stem, options)
@@ -116,12 +118,14 @@ def command(
                 res = segment_file(path, out_dir, pred, options=options, axes=axes, progress=progress)
             except PointsegError as exc:
                 failed += 1
-                rows.append((path.name, shape, "", "", f"[red]failed[/]: {escape(str(exc))}", pred.provider))
+                failures.append(f"{path}: {exc}")
+                rows.append((path.name, shape, "", "", "[red]failed[/]", pred.provider))
                 log.debug("segment failed for %s", path, exc_info=True)
                 continue
             except MemoryError:
                 failed += 1
-                rows.append((path.name, shape, "", "", "[red]failed[/]: out of memory", pred.provider))
+                failures.append(f"{path}: out of host memory (try a smaller --tile or --batch-size)")
+                rows.append((path.name, shape, "", "", "[red]failed[/]", pred.provider))
                 continue
             rows.append((
                 path.name, shape, f"{res.seconds:.2f} s", f"{res.voxels_per_second / 1e6:.2f} M",
@@ -131,10 +135,14 @@ def command(
 
     if not state.quiet or failed:
         table = Table(title=f"pointseg segment → {out_dir}")
-        for col in ("file", "shape", "time", "voxels/s", "status", "provider"):
-            table.add_column(col, overflow="fold")
+        table.add_column("file", overflow="fold")
+        for col in ("shape", "time", "voxels/s", "status"):
+            table.add_column(col, no_wrap=True)
+        table.add_column("provider", overflow="fold")
         for row in rows:
             table.add_row(*row)
         console.print(table)
+    for line in failures:
+        err_console.print(f"[red]failed:[/] {escape(line)}", soft_wrap=True, highlight=False)
     if failed:
         raise BatchError(failed, len(paths))

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from pointseg_cli.cli.app import app
+from pointseg_cli.io.images import read_info
+
+
+@pytest.fixture
+def inputs(tmp_path, rng):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a.tif", (rng.random((90, 110)) * 255).astype(np.uint8))
+    tifffile.imwrite(folder / "b.tif", (rng.random((70, 60)) * 4000).astype(np.uint16))
+    return folder
+
+
+def _seg(runner, *args):
+    return runner.invoke(app, ["segment", *map(str, args)], terminal_width=200)
+
+
+def test_folder_of_2d_images(runner, inputs, tmp_path):
+    out = tmp_path / "out"
+    res = _seg(runner, inputs, "--out-dir", out, "--model", "test-2d-gray", "--preview")
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["a.labels.tif", "a.preview.png", "b.labels.tif", "b.preview.png"]
+    info = read_info(out / "a.labels.tif")
+    assert info.shape == (90, 110) and info.dtype == np.uint8
+    assert "CPUExecutionProvider" in res.output and "ok" in res.output and "voxels/s" in res.output
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(runner, inputs, tmp_path):
+    out = tmp_path / "out"
+    assert _seg(runner, inputs / "a.tif", "--out-dir", out, "--model", "test-2d-gray").exit_code == 0
+    stamp = (out / "a.labels.tif").stat().st_mtime_ns
+    res = _seg(runner, inputs / "a.tif", "--out-dir", out, "--model", "test-2d-gray")
+    assert res.exit_code == 0 and "skipped" in res.output
+    assert (out / "a.labels.tif").stat().st_mtime_ns == stamp
+    res = _seg(runner, inputs / "a.tif", "--out-dir", out, "--model", "test-2d-gray", "--overwrite")
+    assert res.exit_code == 0 and "skipped" not in res.output
+    # asking for a new output kind is not skipped either
+    res = _seg(runner, inputs / "a.tif", "--out-dir", out, "--model", "test-2d-gray", "--probabilities", "tif")
+    assert res.exit_code == 0 and (out / "a.probabilities.tif").is_file()
+
+
+def test_bad_file_is_reported_and_batch_continues_exit_1(runner, inputs, tmp_path):
+    (inputs / "broken.tif").write_bytes(b"not a tiff at all")
+    tifffile.imwrite(inputs / "vol.tif", np.zeros((5, 40, 40), np.uint8))  # 3D: wrong for a 2D model
+    out = tmp_path / "out"
+    res = _seg(runner, inputs, "--out-dir", out, "--model", "test-2d-gray")
+    assert res.exit_code == 1, res.output
+    assert "2 of 4 inputs failed" in res.output
+    assert "cannot read 'broken.tif'" in res.output and "model expects 2D images" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.labels.tif", "b.labels.tif"]
+
+
+def test_3d_volume_with_probabilities_zarr(runner, tmp_path, rng):
+    src = tmp_path / "vol.tif"
+    tifffile.imwrite(src, (rng.random((12, 40, 48)) * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    res = _seg(runner, src, "--out-dir", out, "--model", "test-3d", "--tile", "8,32,32", "--probabilities", "zarr",
+               "--batch-size", "3", "--blend", "linear", "--overlap", "0.5")
+    assert res.exit_code == 0, res.output
+    assert read_info(out / "vol.labels.tif").shape == (12, 40, 48)
+    assert read_info(out / "vol.probabilities.zarr").shape == (12, 40, 48, 2)
+
+
+def test_rgb_image_with_rgb_model(runner, tmp_path, rng):
+    src = tmp_path / "rgb.tif"
+    tifffile.imwrite(src, (rng.random((50, 60, 3)) * 255).astype(np.uint8), photometric="rgb")
+    res = _seg(runner, src, "--out-dir", tmp_path / "o", "--model", "test-2d-rgb", "--preview")
+    assert res.exit_code == 0, res.output
+    assert read_info(tmp_path / "o" / "rgb.labels.tif").shape == (50, 60)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--device", "cuda"], "device 'cuda' was requested"),
+    (["--device", "tpu"], "device must be one of auto, cpu, cuda"),
+    (["--blend", "cosine"], "blend must be one of gaussian, linear, constant"),
+    (["--overlap", "1.5"], "overlap must be in [0, 1)"),
+    (["--tile", "abc"], "--tile must be sizes like"),
+    (["--probabilities", "h5"], "probabilities format must be one of tif, zarr"),
+    (["--model", "no-such-model"], "unknown model 'no-such-model'"),
+    (["--precision", "fp16"], "needs an fp16 ONNX model"),
+])
+def test_invalid_usage_exit_2_one_line(runner, inputs, tmp_path, args, message):
+    res = _seg(runner, inputs, "--out-dir", tmp_path / "out", *(["--model", "test-2d-gray"] if "--model" not in args
+                                                              else []), *args)
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert not list((tmp_path / "out").glob("*.tif")) if (tmp_path / "out").exists() else True
+
+
+def test_no_default_model_for_kind_is_exit_2(runner, inputs, tmp_path):
+    res = _seg(runner, inputs, "--out-dir", tmp_path / "out")
+    assert res.exit_code == 2
+    assert "no default model for 2d-gray inputs yet" in res.output
+
+
+def test_missing_input_is_exit_2(runner, tmp_path):
+    res = _seg(runner, tmp_path / "nothing.tif", "--out-dir", tmp_path / "out", "--model", "test-2d-gray")
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_crash_in_the_middle_leaves_no_partial_output(runner, inputs, tmp_path, monkeypatch):
+    from pointseg_cli.infer import predictors
+
+    calls = {"n": 0}
+    real = predictors.OrtPredictor.predict
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # what Ctrl-C (or a kill turned into an exception) looks like
+        return real(self, batch)
+
+    monkeypatch.setattr(predictors.OrtPredictor, "predict", flaky)
+    big = tmp_path / "big.tif"
+    tifffile.imwrite(big, np.zeros((300, 300), np.uint8))
+    out = tmp_path / "out"
+    res = _seg(runner, big, "--out-dir", out, "--model", "test-2d-gray", "--tile", "64,64", "--batch-size", "1",
+               "--probabilities", "zarr")
+    assert res.exit_code == 130
+    assert list(out.iterdir()) == []
+
+
+def test_help_has_example(runner):
+    res = runner.invoke(app, ["segment", "--help"], terminal_width=200)
+    assert res.exit_code == 0 and "Example" in res.output and "pointseg segment " in res.output
