@@ -254,16 +254,18 @@ def compute_objectness(
     dist = np.full(n_pad, np.inf, np.float64)
     labels = np.arange(1, seeds.shape[0] + 1, dtype=np.int32)
 
-    n_vox = int(np.prod(spatial))
-    if mode == "paper":
-        idx = np.int32 if n_vox < 2**31 - 1 else np.int64
-        hkey = np.empty(n_vox, np.float64)
-        hcnt = np.empty(n_vox, idx)
-        hnode = np.empty(n_vox, idx)
-        _kernels.grow_paper(pimg, regions, dist, flat_offsets, weights, flat_seeds, labels, hkey, hcnt, hnode)
-        del hkey, hcnt, hnode
+    # the heap holds the growing front, usually a small fraction of the image; it doubles if needed
+    capacity = max(int(np.prod(spatial)) // 32, seeds.shape[0], 1024)
+    idx = np.int32 if n_pad < 2**31 else np.int64
+    hkey = np.empty(capacity, np.float64)
+    hnode = np.empty(capacity, idx)
+    if mode == "paper":  # one push per voxel: the counter fits the index type
+        _kernels.grow_paper(pimg, regions, dist, flat_offsets, weights, flat_seeds, labels, hkey,
+                            np.empty(capacity, idx), hnode)
     else:
-        _kernels.grow_geodesic(pimg, regions, dist, flat_offsets, weights, flat_seeds, labels, n_vox)
+        _kernels.grow_geodesic(pimg, regions, dist, flat_offsets, weights, flat_seeds, labels, hkey,
+                               np.empty(capacity, np.int64), hnode)
+    del hkey, hnode
     del pimg
 
     bg = np.zeros(n_pad, np.uint8)
