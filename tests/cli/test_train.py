@@ -1,0 +1,82 @@
+"""`pointseg train` through the CLI: a tiny run, and bad inputs -> exit 2 with one clear line."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pointseg_cli.cli.app import app
+from pointseg_cli.io.images import write_tiff
+from tests.train.synthetic import make_dataset
+
+TINY = ["--encoder", "resnet18", "--base-filters", "4", "--crop", "32,32", "-b", "2", "--device", "cpu"]
+
+
+@pytest.fixture
+def data(tmp_path):
+    make_dataset(tmp_path, n_images=2, shape=(40, 40), n_objects=3, radius=4)
+    return tmp_path
+
+
+def _train(runner, data, *extra):
+    args = ["train", str(data / "points.csv"), str(data / "images"), "--out", str(data / "run"), *TINY, *extra]
+    return runner.invoke(app, args)
+
+
+def test_help_has_example(runner) -> None:
+    res = runner.invoke(app, ["train", "--help"])
+    assert res.exit_code == 0 and "Example" in res.output and "pointseg train " in res.output
+
+
+def test_tiny_run_writes_run_dir_and_summary(runner, data) -> None:
+    res = _train(runner, data, "--epochs", "1", "--steps-per-epoch", "2", "--val-masks", str(data / "masks"),
+                 "--losses", "pce,obj", "--lambdas", "1,2,1", "--beta", "1,0.25")
+    assert res.exit_code == 0, res.output
+    assert "best" in res.output and "val_miou" in res.output
+    cfg = json.loads((data / "run" / "config.json").read_text())
+    assert cfg["arch"] == "fpn" and cfg["losses"] == ["pce", "obj"] and cfg["lambdas"] == [1.0, 2.0, 1.0]
+    assert (cfg["beta_bg"], cfg["beta_obj"], cfg["classes"]) == (1.0, 0.25, ["cell"])
+    assert (data / "run" / "best.pt").is_file()
+    # --resume with more epochs continues from last.pt using the saved settings
+    res = runner.invoke(app, ["train", str(data / "points.csv"), str(data / "images"), "--out",
+                              str(data / "run"), "--resume", "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    assert "4 / 2" in res.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--losses", "img,obj"], "losses must be pce"),
+        (["--objectness", "nowhere"], "--objectness must be paper, gauss or an existing folder"),
+        (["--crop", "64,64"], "is larger than image"),
+        (["--crop", "30,30"], "multiple of 32"),
+        (["--arch", "unet3d"], "trains on 3-D images; the images are 2-D"),
+        (["--lambdas", "1,x,1"], "--lambdas must be numbers"),
+        (["--device", "tpu"], "device must be one of"),
+        (["--val-masks", "/no/such/dir"], "--val-masks folder"),
+    ],
+)
+def test_bad_options_exit_2(runner, data, extra, message) -> None:
+    res = _train(runner, data, "--max-steps", "1", *extra)
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+    assert not (data / "run" / "last.pt").exists()
+
+
+def test_bad_data_exit_2(runner, data) -> None:
+    (data / "empty.csv").write_text("image,z,y,x,class\n")
+    res = runner.invoke(app, ["train", str(data / "empty.csv"), str(data / "images"), "--out", str(data / "r")])
+    assert res.exit_code == 2 and "no points" in res.output
+    lines = (data / "points.csv").read_text().splitlines()
+    (data / "ghost.csv").write_text("\n".join(lines + ["ghost,,3,3,cell"]) + "\n")
+    res = runner.invoke(app, ["train", str(data / "ghost.csv"), str(data / "images"), "--out", str(data / "r"),
+                              *TINY])
+    assert res.exit_code == 2 and "not found among" in res.output and "ghost" in res.output
+    write_tiff(data / "masks" / "img0.labels.tif", np.zeros((20, 40), np.uint8), axes="YX")
+    res = _train(runner, data, "--masks", str(data / "masks"), "--max-steps", "1")
+    assert res.exit_code == 2 and "has shape (20, 40)" in res.output
+    res = runner.invoke(app, ["train", str(data / "nope.csv"), str(data / "images"), "--out", str(data / "r")])
+    assert res.exit_code == 2 and "does not exist" in res.output
