@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,64 @@ PALETTE = np.array(
 )
 
 
+class _RawTiff:
+    """An uncompressed, contiguous TIFF created by tifffile and then filled with ``os.pwrite``.
+
+    Writing through a file descriptor instead of a memory map keeps written pages out of this
+    process's resident set (dirty mapped pages would count towards RSS until unmapped), so peak
+    memory stays independent of the output size.
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype, **tiff_kwargs: object) -> None:
+        import tifffile
+
+        mm = tifffile.memmap(path, shape=shape, dtype=dtype, **tiff_kwargs)
+        self.offset = int(mm.offset)
+        del mm
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self._fd: int | None = os.open(path, os.O_RDWR)
+
+    def _check_open(self) -> int:
+        if self._fd is None:
+            raise RuntimeError("output file is closed")
+        return self._fd
+
+    def write(self, index: tuple[int, ...], start: int, rows: np.ndarray) -> None:
+        """Write ``rows`` at ``[*index, start : start + len(rows)]`` (``index`` selects leading axes)."""
+        fd = self._check_open()
+        lead = len(index)
+        inner = self.shape[lead:]
+        row_bytes = int(np.prod(inner[1:], dtype=np.int64)) * self.dtype.itemsize
+        block_bytes = int(np.prod(inner, dtype=np.int64)) * self.dtype.itemsize
+        flat = int(np.ravel_multi_index(index, self.shape[:lead])) if lead else 0
+        pos = self.offset + flat * block_bytes + start * row_bytes
+        data = np.ascontiguousarray(rows, dtype=self.dtype)
+        view = memoryview(data).cast("B")
+        while view:
+            n = os.pwrite(fd, view, pos)
+            view = view[n:]
+            pos += n
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` along axis 0 (files without leading index axes)."""
+        fd = self._check_open()
+        row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        buf = os.pread(fd, (stop - start) * row_bytes, self.offset + start * row_bytes)
+        return np.frombuffer(buf, dtype=self.dtype).reshape((stop - start, *self.shape[1:])).copy()
+
+    def flush(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
 class LabelWriter:
-    """uint8 class ids ``(*spatial)`` written into a memory-mapped OME-TIFF.
+    """uint8 class ids ``(*spatial)`` written into an uncompressed OME-TIFF, row block by row block.
 
     Parameters
     ----------
@@ -40,48 +97,38 @@ class LabelWriter:
     """
 
     def __init__(self, path: Path, shape: tuple[int, ...], *, axes: str, classes: tuple[str, ...]) -> None:
-        import tifffile
-
         meta = {"axes": axes, "Description": json.dumps({"classes": ["background", *classes]})}
-        self._mm: np.memmap | None = tifffile.memmap(path, shape=shape, dtype=np.uint8, ome=True, metadata=meta)
+        self._file = _RawTiff(path, shape, np.dtype(np.uint8), ome=True, metadata=meta)
 
     def write(self, start: int, rows: np.ndarray) -> None:
         """Write rows ``start : start + len(rows)`` along axis 0."""
-        if self._mm is not None:
-            self._mm[start : start + rows.shape[0]] = rows
+        self._file.write((), start, rows)
 
     def plane(self, index: int | None) -> np.ndarray:
-        """A 2D plane (``index`` along Z) or the whole 2D image, as a copy."""
-        if self._mm is None:
-            raise RuntimeError("label writer is closed")
-        return np.array(self._mm if index is None else self._mm[index])
+        """A 2D plane (``index`` along Z) or the whole 2D image."""
+        if index is None:
+            return self._file.read_rows(0, self._file.shape[0])
+        return self._file.read_rows(index, index + 1)[0]
 
     def flush(self) -> None:
-        if self._mm is not None:
-            self._mm.flush()
+        self._file.flush()
 
     def close(self) -> None:
-        if self._mm is not None:
-            self._mm.flush()
-            mm, self._mm = self._mm, None
-            del mm
+        self._file.close()
 
 
 class ProbabilityWriter:
-    """float16 probabilities ``(K+1, *spatial)`` into a memory-mapped TIFF or a zarr array.
+    """float16 probabilities ``(K+1, *spatial)`` into an uncompressed TIFF or a zarr array.
 
     TIFF: tifffile's shaped format (OME has no float16), axes ``CZYX``/``CYX`` in its description.
     zarr: an OME-Zarr (NGFF 0.4) single-scale image, chunked along the first spatial axis by ``chunk0``.
     """
 
     def __init__(self, path: Path, shape: tuple[int, ...], *, axes: str, fmt: str, chunk0: int = 16) -> None:
-        self._fmt = fmt
         self._arr = None
-        self._mm = None
+        self._file: _RawTiff | None = None
         if fmt == "tif":
-            import tifffile
-
-            self._mm = tifffile.memmap(path, shape=shape, dtype=np.float16, metadata={"axes": axes})
+            self._file = _RawTiff(path, shape, np.dtype(np.float16), metadata={"axes": axes})
         else:
             import zarr
 
@@ -101,19 +148,19 @@ class ProbabilityWriter:
 
     def write(self, start: int, probs: np.ndarray) -> None:
         """Write ``probs`` ``(K+1, n, ...)`` at rows ``start : start + n`` of the first spatial axis."""
-        target = self._mm if self._mm is not None else self._arr
-        if target is not None:
-            target[:, start : start + probs.shape[1]] = probs.astype(np.float16)
+        if self._file is not None:
+            for c in range(probs.shape[0]):
+                self._file.write((c,), start, probs[c].astype(np.float16))
+        elif self._arr is not None:
+            self._arr[:, start : start + probs.shape[1]] = probs.astype(np.float16)
 
     def flush(self) -> None:
-        if self._mm is not None:
-            self._mm.flush()
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
-        if self._mm is not None:
-            self._mm.flush()
-            mm, self._mm = self._mm, None
-            del mm
+        if self._file is not None:
+            self._file.close()
         self._arr = None
 
 

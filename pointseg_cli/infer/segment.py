@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,20 @@ def _norm_of(predictor: Predictor) -> Normalization:
     return Normalization.from_dict(data)
 
 
+def _release_mapped_pages(image: Any) -> None:
+    """Drop the pages of a memory-mapped input that were read, so they stop counting as our RSS.
+
+    The data stay in the page cache (re-reading is cheap); without this, reading a volume through
+    a memory map makes the resident set grow to the volume's size.
+    """
+    mm = getattr(getattr(image, "_array", None), "_mmap", None)  # numpy.memmap of a LazyImage
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError) as exc:  # closed map or unsupported: only a memory optimisation
+            log.debug("madvise failed: %s", exc)
+
+
 def _stats_for(image: Any, norm: Normalization, *, channels: int, channel_axis: int | None) -> NormStats:
     """Normalisation statistics; only ``percentile`` reads pixels (a bounded strided subsample)."""
     if norm.method == "none":
@@ -189,13 +204,17 @@ def segment_file(
     norm = _norm_of(predictor)
     ch_axis = -1 if info.channels > 1 else None
     stats = _stats_for(image, norm, channels=info.channels, channel_axis=ch_axis)
+    _release_mapped_pages(image)
     nd = len(spatial)
 
     def read_slab(lo: int, hi: int) -> np.ndarray:
         region = (slice(lo, hi), *(slice(None) for _ in spatial[1:]))
-        raw = image.read(region)
-        x = apply_normalization(raw, stats, channel_axis=ch_axis, clip=norm.clip)
-        return x if ch_axis is not None else x[..., None]
+        raw = np.array(image.read(region))  # a private copy, so the mapped pages can be dropped
+        _release_mapped_pages(image)
+        return raw if ch_axis is not None else raw[..., None]
+
+    def normalize(raw: np.ndarray) -> np.ndarray:
+        return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
 
     paths = output_paths(out_dir, info.stem, options)
     n_out = predictor.metadata.n_outputs
@@ -211,14 +230,14 @@ def segment_file(
             stack.callback(prob_w.close)
 
         def sink(rows: Rows) -> None:
-            labels_w.write(rows.start, rows.labels())
-            if prob_w is not None:
-                prob_w.write(rows.start, rows.probabilities())
+            labels_w.write(rows.start, rows.labels)
+            if prob_w is not None and rows.probabilities is not None:
+                prob_w.write(rows.start, rows.probabilities)
 
+        outputs = ("labels", "probabilities") if prob_w is not None else ("labels",)
         tiles = run_stream(
-            read_slab, predictor, grid, sink, blend=options.blend, edge_trim=options.edge_trim,
-            batch_size=options.batch_size,
-            progress=progress, task=info.stem,
+            read_slab, normalize, predictor, grid, sink, outputs=outputs, blend=options.blend,
+            edge_trim=options.edge_trim, batch_size=options.batch_size, progress=progress, task=info.stem,
         )
         labels_w.flush()
         if prob_w is not None:
@@ -286,17 +305,21 @@ def segment_array(
     logits = np.zeros((meta.n_outputs, *spatial), dtype=np.float32) if return_logits else None
 
     def read_slab(lo: int, hi: int) -> np.ndarray:
-        x = apply_normalization(image[lo:hi], stats, channel_axis=ch_axis, clip=norm.clip)
+        x = image[lo:hi]
         return x if has_c else x.reshape(*x.shape, channels)
 
+    def normalize(raw: np.ndarray) -> np.ndarray:
+        return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
+
     def sink(rows: Rows) -> None:
-        labels[rows.start : rows.stop] = rows.labels()
-        if logits is not None:
+        labels[rows.start : rows.stop] = rows.labels
+        if logits is not None and rows.logits is not None:
             logits[:, rows.start : rows.stop] = rows.logits
 
-    run_stream(read_slab, predictor, grid, sink, blend=options.blend, edge_trim=options.edge_trim,
-            batch_size=options.batch_size,
-               progress=progress)
+    run_stream(
+        read_slab, normalize, predictor, grid, sink, outputs=("labels", "logits") if return_logits else ("labels",),
+        blend=options.blend, edge_trim=options.edge_trim, batch_size=options.batch_size, progress=progress,
+    )
     return ArrayResult(labels=labels, logits=logits)
 
 
