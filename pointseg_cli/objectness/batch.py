@@ -38,7 +38,7 @@ from pointseg_cli.progress import ProgressCallback, noop_progress
 log = logging.getLogger(__name__)
 
 SIDECAR = "objectness.json"
-_MASK_SUFFIXES = ("", ".labels", "_labels", "_mask", ".mask", "_masks")
+_MASK_SUFFIXES = (".labels", "_labels", "_mask", ".mask", "_masks", "")
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,19 @@ def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None]:
     return image, ndim, _channel_axis(image, ndim)
 
 
-def find_masks(masks_dir: str | Path, stems: Sequence[str]) -> dict[str, Path]:
-    """Mask file per image stem: ``<stem>.labels.tif``, ``<stem>.tif``, ``<stem>_mask.tif``... in ``masks_dir``."""
+def find_masks(masks_dir: str | Path, images: Sequence[Path]) -> dict[str, Path]:
+    """Mask per image stem in ``masks_dir``: ``<stem>.labels.tif``, ``<stem>_mask.tif``, ... or ``<stem>.tif``.
+
+    The image file itself never counts as its own mask (masks may sit beside the images).
+    """
     by_stem = {image_stem(p): p for p in find_images([masks_dir], include_derived=True)}
     found = {}
-    for stem in stems:
+    for path in images:
+        stem = image_stem(path)
         for suf in _MASK_SUFFIXES:
-            if stem + suf in by_stem:
-                found[stem] = by_stem[stem + suf]
+            cand = by_stem.get(stem + suf)
+            if cand is not None and cand.resolve() != path.resolve():
+                found[stem] = cand
                 break
     return found
 
@@ -96,7 +101,7 @@ def find_masks(masks_dir: str | Path, stems: Sequence[str]) -> dict[str, Path]:
 def _tune_samples(
     pairs: Sequence[tuple[Path, str]], points: PointTable, masks_dir: Path, axes: str | None, target: Any
 ) -> list[TuneSample]:
-    masks = find_masks(masks_dir, [stem for _, stem in pairs])
+    masks = find_masks(masks_dir, [path for path, _ in pairs])
     if not masks:
         raise InputError(
             f"--tune: no mask in {str(masks_dir)!r} matches an image with points "

@@ -103,3 +103,26 @@ def test_bad_input_exit_codes(runner, tmp_path: Path, rng: np.random.Generator, 
 def test_help_has_example(runner) -> None:  # noqa: ANN001
     res = runner.invoke(app, ["objectness", "--help"])
     assert res.exit_code == 0 and "Example" in res.output and "pointseg objectness " in res.output
+
+
+def test_tune_with_masks_beside_images(runner, tmp_path: Path, rng: np.random.Generator) -> None:  # noqa: ANN001
+    points, images, masks = _scene(tmp_path, rng)
+    for m in masks.iterdir():
+        m.rename(images / m.name)  # a.tif and a.labels.tif side by side: a.tif must not be its own mask
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["objectness", str(points), str(images), "--out", str(out), "--tune", str(images),
+                              "--tune-diffusion", "0"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "objectness.json").read_text())
+    assert sorted(meta["images"]) == ["a", "b"]  # the .labels files are not processed as images
+    assert meta["tune"]["iou"] > 0.8
+
+
+def test_tune_without_any_mask(runner, tmp_path: Path, rng: np.random.Generator) -> None:  # noqa: ANN001
+    points, images, _ = _scene(tmp_path, rng)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_tiff(empty / "other.tif", np.zeros((4, 4), np.uint8), axes="YX")
+    res = runner.invoke(app, ["objectness", str(points), str(images), "--out", str(tmp_path / "o"), "--tune",
+                              str(empty)])
+    assert res.exit_code == 2 and "no mask" in " ".join(res.output.split())
