@@ -79,3 +79,11 @@ def test_make_predictor_from_a_run_dir_uses_torch(tmp_path):
     pred = make_predictor(tmp_path, device="cpu")
     assert pred.provider == "torch-cpu" and pred.metadata.tile == (16, 16, 16) and pred.metadata.divisor == 8
     assert pred.predict(np.zeros((1, 1, 16, 16, 16), np.float32)).shape == (1, 2, 16, 16, 16)
+
+
+@pytest.mark.gpu
+def test_cuda_provider_with_io_binding_matches_cpu(onnx_2d, rng):
+    gpu = OrtPredictor(onnx_2d, device="cuda")
+    assert gpu.provider == "CUDAExecutionProvider"
+    x = rng.random((2, 1, 64, 96), dtype=np.float32)
+    np.testing.assert_allclose(gpu.predict(x), OrtPredictor(onnx_2d, device="cpu").predict(x), atol=1e-3)
