@@ -50,7 +50,7 @@ FORMATS = ("auto", "csv", "napari", "qupath", "cellcounter")
 
 _X = ("x", "xpx", "posx", "positionx", "centroidx", "xcoord", "xcoordinate")
 _Y = ("y", "ypx", "posy", "positiony", "centroidy", "ycoord", "ycoordinate")
-_Z = ("z", "zpx", "posz", "positionz", "centroidz", "zcoord", "zcoordinate", "slice")
+_Z = ("z", "zpx", "posz", "positionz", "centroidz", "zcoord", "zcoordinate")
 _CLASS = ("class", "classname", "label", "type", "name", "classification", "category")
 _IMAGE = ("image", "imagename", "imagefile", "filename", "file", "stem", "source")
 
