@@ -80,7 +80,6 @@ def command(
         probabilities=probabilities, preview=preview,
     )
     paths = find_images(inputs)
-    out_dir.mkdir(parents=True, exist_ok=True)
     state = get_state()
     predictors: dict[str, object] = {}
 
@@ -93,6 +92,10 @@ def command(
             pred = predictors[key]
             log.info("model %s runs on %s", model_path, pred.provider)  # type: ignore[attr-defined]
         return predictors[key]
+
+    if model is not None:
+        predictor_for("3d")  # check --model, --device and --precision before touching the output folder
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     rows: list[tuple[str, str, str, str, str, str]] = []
     failures: list[str] = []
