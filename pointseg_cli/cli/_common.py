@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -39,20 +40,23 @@ class CliState:
     extra: dict[str, object] = field(default_factory=dict)
 
 
+#: The state of the running invocation (set by the root callback); lets commands that do not take a
+#: ``ctx`` parameter still honour ``--quiet``/``--debug``.
+_CURRENT_STATE: ContextVar[CliState | None] = ContextVar("pointseg_cli_state", default=None)
+
+
+def set_state(state: CliState) -> None:
+    """Record the global options of the running invocation (called by the root callback)."""
+    _CURRENT_STATE.set(state)
+
+
 def get_state(ctx: typer.Context | None = None) -> CliState:
-    """Return the root context's :class:`CliState` (a default one outside the app)."""
-    ctx = ctx or _current_context()
+    """Return the global options: from ``ctx``'s root when given, else the running invocation's."""
     if ctx is not None:
         root = ctx.find_root()
         if isinstance(root.obj, CliState):
             return root.obj
-    return CliState()
-
-
-def _current_context() -> typer.Context | None:
-    import click
-
-    return click.get_current_context(silent=True)  # type: ignore[return-value]
+    return _CURRENT_STATE.get() or CliState()
 
 
 def setup_logging(state: CliState) -> None:

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from pointseg_cli import __version__
 from pointseg_cli.cli import annotate_import, demo_data, evaluate, export, models, objectness, segment, train
-from pointseg_cli.cli._common import CliState, err_console, fail, get_state, setup_logging
+from pointseg_cli.cli._common import CliState, err_console, fail, get_state, set_state, setup_logging
 from pointseg_cli.errors import BatchError, PointsegError
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ def root(
 ) -> None:
     """Global options apply to every subcommand and come before it."""
     ctx.obj = CliState(verbose=verbose, quiet=quiet, debug=debug)
+    set_state(ctx.obj)
     setup_logging(ctx.obj)
 
 

@@ -71,3 +71,16 @@ def test_batch_error_exits_1(runner):
     res = runner.invoke(_app_with(boom), ["boom"])
     assert res.exit_code == 1
     assert "2 of 5 inputs failed" in res.stderr
+
+
+def test_global_options_reach_commands_without_ctx(runner):
+    from pointseg_cli.cli._common import get_state
+
+    seen = {}
+
+    def boom() -> None:
+        seen["state"] = get_state()
+
+    res = runner.invoke(_app_with(boom), ["--quiet", "--debug", "boom"])
+    assert res.exit_code == 0
+    assert seen["state"].quiet and seen["state"].debug
