@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 class PointsegGroup(TyperGroup):
     """Root group that turns library errors into exit codes and one-line messages."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except PointsegError as exc:
