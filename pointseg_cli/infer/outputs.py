@@ -104,11 +104,12 @@ class LabelWriter:
         """Write rows ``start : start + len(rows)`` along axis 0."""
         self._file.write((), start, rows)
 
-    def plane(self, index: int | None) -> np.ndarray:
-        """A 2D plane (``index`` along Z) or the whole 2D image."""
+    def plane(self, index: int | None, *, step: int = 1) -> np.ndarray:
+        """A 2D plane (``index`` along Z, or the 2D image for None), subsampled by ``step``."""
         if index is None:
-            return self._file.read_rows(0, self._file.shape[0])
-        return self._file.read_rows(index, index + 1)[0]
+            rows = [self._file.read_rows(r, r + 1)[0, ::step] for r in range(0, self._file.shape[0], step)]
+            return np.stack(rows)
+        return self._file.read_rows(index, index + 1)[0][::step, ::step]
 
     def flush(self) -> None:
         self._file.flush()

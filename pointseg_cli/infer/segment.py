@@ -34,6 +34,7 @@ from pointseg_cli.progress import ProgressCallback
 log = logging.getLogger(__name__)
 
 PROBABILITY_FORMATS = ("tif", "zarr")
+PREVIEW_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -243,13 +244,13 @@ def segment_file(
         if prob_w is not None:
             prob_w.flush()
         if "preview" in tmp:
+            # middle Z plane (or the 2D image), read with a stride so the preview stays <= ~1024 px
+            step = max(1, -(-max(spatial[-2:]) // PREVIEW_SIZE))
+            inplane = (slice(None, None, step), slice(None, None, step))
             mid = spatial[0] // 2 if nd == 3 else None
-            plane_region = (slice(mid, mid + 1), slice(None), slice(None)) if nd == 3 else None
-            raw = image.read(plane_region) if plane_region else image.read()
+            raw = image.read((slice(mid, mid + 1), *inplane) if nd == 3 else inplane)
             plane = apply_normalization(raw, stats, channel_axis=ch_axis, clip=True)
-            if nd == 3:
-                plane = plane[0]
-            write_preview(tmp["preview"], plane, labels_w.plane(mid))
+            write_preview(tmp["preview"], plane[0] if nd == 3 else plane, labels_w.plane(mid, step=step))
         labels_w.close()
         if prob_w is not None:
             prob_w.close()

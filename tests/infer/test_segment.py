@@ -173,3 +173,13 @@ def test_streaming_memory_does_not_grow_with_depth(tmp_path):
     # 524 KB. The deep volume adds 360 planes, i.e. 17.7 MB of float32 logits if they were all kept.
     slab = (1 + 3) * 8 * 64 * 64 * 4
     assert deep <= shallow + slab, (shallow, deep)
+
+
+def test_preview_of_a_large_2d_image_is_subsampled(tmp_path, rng, pred2d, monkeypatch):
+    from pointseg_cli.infer import segment as seg
+
+    monkeypatch.setattr(seg, "PREVIEW_SIZE", 32)
+    src = tmp_path / "wide.tif"
+    tifffile.imwrite(src, rng.random((70, 130)).astype(np.float32))
+    res = segment_file(src, tmp_path, pred2d, options=SegmentOptions(preview=True))
+    assert read_image(res.preview).shape == (14, 26, 3)  # stride 5
