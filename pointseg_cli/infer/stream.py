@@ -272,8 +272,11 @@ def run_stream(
                 expected = (len(group), n_out, *grid.tile)
                 if logits.shape != expected:
                     raise ModelError(f"model returned logits of shape {logits.shape}; expected {expected}")
+                if not logits.flags.writeable:
+                    logits = logits.copy()
                 for (idx, sl), lg in zip(group, logits, strict=True):
-                    blender.add(s, sl, lg * blender.tile_weight((i0, *idx)))
+                    np.multiply(lg, blender.tile_weight((i0, *idx)), out=lg)
+                    blender.add(s, sl, lg)
                 done_tiles += len(group)
                 if progress is not None:
                     progress(task, done_tiles, total_tiles)
