@@ -75,6 +75,7 @@ def test_bad_options(tmp_path, kwargs, message):
         export_module(_tiny2d(), META2D, tmp_path / "x.onnx", **kwargs)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_reading_metadata_of_foreign_or_broken_files(tmp_path):
     plain = tmp_path / "plain.onnx"
     torch.onnx.export(_tiny2d(), (torch.zeros(1, 1, 8, 8),), str(plain), dynamo=False)
