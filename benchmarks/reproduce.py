@@ -35,6 +35,12 @@ Usage
     python benchmarks/reproduce.py --dataset bbbc007 --seeds 0,1,2  # real runs (hours on CPU)
     python benchmarks/reproduce.py --dataset synth3d --dry-run      # print the commands only
 
+Tuning (``--tune w=5,10,20 --tune beta=1/0.5,1/0.25``) trains ours on seed 0 for every grid point,
+picks the flags with the best validation mIoU (``metrics.csv``; the test split is never looked at)
+and uses them for every row. ``--train-args`` appends flags to every ``pointseg train`` (after the
+data set's own, so they override them). Re-running a subset of ``--rows``/``--seeds`` with the same
+settings merges into the earlier results instead of replacing them.
+
 Results go to ``docs/results.md`` (``--quick``: ``WORK/results-quick.md``, so a smoke test never
 overwrites real numbers). Per-run JSON is kept in ``WORK/<dataset>/results.json``; the Markdown
 file is rebuilt from every data set's JSON present in ``WORK``, so data sets can be run one at a time.
@@ -43,6 +49,8 @@ file is rebuilt from every data set's JSON present in ``WORK``, so data sets can
 from __future__ import annotations
 
 import argparse
+import csv
+import itertools
 import json
 import os
 import platform
@@ -234,8 +242,9 @@ class Runner:
         (self.log_dir / f"{name}.log").write_text(f"$ {shown}\n{proc.stdout}\n{proc.stderr}")
         print(f"  -> exit {proc.returncode} in {time.perf_counter() - t0:.1f} s", flush=True)
         if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise RuntimeError(f"{name} failed (exit {proc.returncode}): {' | '.join(tail)}")
+            text = [ln.strip(" │╭╮╰╯─") for ln in (proc.stderr or proc.stdout).splitlines()]
+            last = next((ln for ln in reversed(text) if ln), "no output")
+            raise RuntimeError(f"{name} failed (exit {proc.returncode}): {last} (see {self.log_dir / name}.log)")
         return proc
 
 
@@ -418,6 +427,52 @@ def run_one(
     return summarize_eval(json.loads(report.read_text()), split["classes"])
 
 
+def parse_grid(specs: list[str]) -> list[list[str]]:
+    """``["w=5,10", "beta=1/0.5,1/0.25"]`` -> every combination as train flags (``/`` stands for ``,``)."""
+    axes = []
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if not name or not values:
+            raise ValueError(f"--tune expects NAME=V1,V2,...; got {spec!r}")
+        axes.append([[f"--{name.strip()}", v.strip().replace("/", ",")] for v in values.split(",")])
+    return [sum(combo, []) for combo in itertools.product(*axes)] if axes else []
+
+
+def tune(
+    ds: str, base: Path, run: Runner, split: dict, grid: list[list[str]], *, quick: bool, device: str, extra: list[str]
+) -> tuple[list[str], list[dict]]:
+    """Train ours (pCE+Img+Obj, seed 0) per grid point; pick the flags with the best validation mIoU.
+
+    Only the validation images are scored (``metrics.csv``, best epoch); the test split is not touched.
+    """
+    setup = SETUPS[ds]
+    trials = []
+    for flags in grid:
+        tag = "_".join(f.lstrip("-").replace(",", "-") for f in flags)
+        rdir = base / "tune" / tag
+        shutil.rmtree(rdir, ignore_errors=True)
+        try:
+            run("train", base / "points.csv", base / "images", "--out", rdir,
+                *(setup.quick_args if quick else setup.train_args), *ROW_ARGS["pCE+Img+Obj"],
+                "--val-images", ",".join(split["val"]), "--val-masks", base / "masks", "--classes",
+                ",".join(split["classes"]), "--seed", "0", "--device", device, *extra, *flags,
+                name=f"{ds}-tune-{tag}")  # fmt: skip
+            score = float("nan") if run.dry_run else _best_val_miou(rdir / "metrics.csv")
+        except RuntimeError as exc:
+            print(f"  !! {exc}", flush=True)
+            score = float("nan")
+        trials.append({"flags": flags, "val_miou": score})
+    scored = [t for t in trials if np.isfinite(t["val_miou"])]
+    best = max(scored, key=lambda t: t["val_miou"])["flags"] if scored else []
+    return best, trials
+
+
+def _best_val_miou(metrics_csv: Path) -> float:
+    with metrics_csv.open() as fh:
+        values = [float(r["val_miou_objects"]) for r in csv.DictReader(fh) if r.get("val_miou_objects")]
+    return max(values) if values else float("nan")
+
+
 def summarize_eval(data: dict, classes: list[str]) -> dict:
     """Pull per-class IoU and mIoU (objects) of the whole test split out of ``evaluate --json``."""
     overall = data.get("overall", data)
@@ -453,6 +508,8 @@ def dataset_section(res: dict) -> str:
         f"val {res['split']['val']}, test {res['split']['test']}. Seeds: {res['seeds']}. "
         f"{'QUICK smoke-test budget: numbers are meaningless.' if res['quick'] else ''}",
         "",
+        f"Training budget (every row): `{' '.join(res.get('train_args', []))}`.",
+        "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
@@ -466,6 +523,15 @@ def dataset_section(res: dict) -> str:
             cells += [_fmt([r["iou"][c] for r in ok]) for c in classes]
         cells.append(_fmt([r["miou"] for r in ok]))
         lines.append("| " + " | ".join(cells) + " |")
+    if res.get("tuning"):
+        lines += [
+            "",
+            "Tuned on the validation split (ours, seed 0; best epoch's validation mIoU):",
+            "",
+            "| flags | val mIoU |",
+            "|---|---|",
+        ]
+        lines += [f"| `{' '.join(t['flags'])}` | {t['val_miou']:.3f} |" for t in res["tuning"]]
     errors = [
         f"- {row} seed {r['seed']}: {r['error']}" for row in ROWS for r in res["rows"].get(row, []) if "error" in r
     ]
@@ -510,6 +576,26 @@ def write_markdown(work: Path, out: Path, quick: bool) -> None:
     print(f"wrote {out}")
 
 
+def _merge(previous: Path, res: dict) -> dict:
+    """Keep rows of an earlier run with the same settings that this run did not redo (re-running one row)."""
+    if not previous.exists():
+        return res
+    old = json.loads(previous.read_text())
+    same = all(old.get(k) == res[k] for k in ("train_args", "split", "classes", "quick"))
+    if not same:
+        print(f"settings changed: {previous} is replaced, not merged", flush=True)
+        return res
+    kept = {row: runs for row, runs in old.get("rows", {}).items() if row not in res["rows"]}
+    merged = dict(
+        res, rows={row: (res["rows"].get(row) or kept[row]) for row in ROWS if row in res["rows"] or row in kept}
+    )
+    merged["seeds"] = sorted({*old.get("seeds", []), *res["seeds"]})
+    merged["commands"] = [*old.get("commands", []), *(c for c in res["commands"] if c not in old.get("commands", []))]
+    merged["elapsed_s"] = old.get("elapsed_s", 0.0) + res["elapsed_s"]
+    merged["tuning"] = res["tuning"] or old.get("tuning", [])
+    return merged
+
+
 def _rel(path: Path) -> str:
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -543,7 +629,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bbbc007", type=Path, default=Path("/work/shared/data/bbbc007"))
     p.add_argument("--jitter", type=float, default=2.0, help="click jitter in pixels (annotate-import)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--train-args", default="", help="extra flags for every `pointseg train`, e.g. '--w 10'")
+    p.add_argument(
+        "--train-args",
+        default="",
+        help="extra flags for every `pointseg train`, after the data set's own (so they override them), "
+        "e.g. '--w 10' or '--epochs 4'",
+    )
+    p.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2",
+        help="grid-search a train flag on the validation split (ours, seed 0) before the table; repeat for a "
+        "grid, write commas inside a value as '/': --tune w=5,10,20 --tune beta=1/0.5,1/0.25",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--prepare-only", action="store_true", help="only lay out the split and simulate points")
     a = p.parse_args(argv)
@@ -555,6 +654,10 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             p.error(f"unknown {name} {bad}; choose from {', '.join(valid)}")
     seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
+    try:
+        grid = parse_grid(a.tune)
+    except ValueError as exc:
+        p.error(str(exc))
     out = a.out or (a.work / "results-quick.md" if a.quick else ROOT / "docs" / "results.md")
     failures = 0
     for ds in datasets:
@@ -565,8 +668,17 @@ def main(argv: list[str] | None = None) -> int:
         simulate_points(ds, base, run, split, jitter=a.jitter)
         if a.prepare_only:
             continue
+        extra = shlex.split(a.train_args)
+        tuning: list[dict] = []
+        if grid:
+            chosen, tuning = tune(ds, base, run, split, grid, quick=a.quick, device=a.device, extra=extra)
+            print(f"tuned on validation: {' '.join(chosen) or 'no usable trial'}", flush=True)
+            extra += chosen
+        train_args = [*(SETUPS[ds].quick_args if a.quick else SETUPS[ds].train_args), *extra]
         res = {
             "dataset": ds,
+            "train_args": train_args,
+            "tuning": tuning,
             "title": SETUPS[ds].title,
             "quick": a.quick,
             "seeds": seeds,
@@ -586,7 +698,7 @@ def main(argv: list[str] | None = None) -> int:
                         split,
                         quick=a.quick,
                         device=a.device,
-                        extra=shlex.split(a.train_args),
+                        extra=extra,
                     )
                 except RuntimeError as exc:
                     print(f"  !! {exc}", flush=True)
@@ -596,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.dry_run:
             continue
         res.update(commands=run.commands, work=_rel(a.work), machine=machine(), elapsed_s=time.perf_counter() - t0)
-        (base / "results.json").write_text(json.dumps(res, indent=1))
+        (base / "results.json").write_text(json.dumps(_merge(base / "results.json", res), indent=1))
     if not (a.dry_run or a.prepare_only):
         write_markdown(a.work, out, a.quick)
     return 1 if failures else 0
