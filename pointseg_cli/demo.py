@@ -420,27 +420,26 @@ def make_he_tile(
     mix = lambda own, mean: mean + contrast * (own - mean)  # noqa: E731
     nuc_h = np.zeros(shape, np.float32)
     nuc_e = np.zeros(shape, np.float32)
-    for lab in range(1, next_id):
-        m = labels == lab
-        if not m.any():
+    for lab, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
             continue
-        cls_id = int(classes[m][0])
+        m = labels[box] == lab
+        cls_id = int(classes[box][m][0])
+        tex = texture[box][m]
         if cls_id == 1:
-            h = mix(rng.uniform(0.5, 0.7), 0.8) * (1.0 + 0.35 * texture[m])
-            rim = best[m] > 0.8
-            h = np.where(rim, h * 1.4, h)  # darker nuclear membrane, vesicular interior
+            h = mix(rng.uniform(0.5, 0.7), 0.8) * (1.0 + 0.35 * tex)
+            h = np.where(best[box][m] > 0.8, h * 1.4, h)  # darker nuclear membrane, vesicular interior
         elif cls_id == 2:
-            h = np.full(m.sum(), mix(rng.uniform(0.85, 1.0), 0.8)) * (1.0 + 0.1 * texture[m])
+            h = mix(rng.uniform(0.85, 1.0), 0.8) * (1.0 + 0.1 * tex)
         else:
-            h = np.full(m.sum(), mix(rng.uniform(1.1, 1.35), 0.8)) * (1.0 + 0.05 * texture[m])
-        nuc_h[m] = h
-        nuc_e[m] = 0.15
-    # A nucleolus (dark dot) in some epithelial nuclei.
-    for lab in np.unique(labels[classes == 1]):
-        pts = np.argwhere((labels == lab) & (best < 0.4))
-        if len(pts) and rng.random() < 0.7:
-            y, x = pts[rng.integers(len(pts))]
-            nuc_h[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] += 0.5
+            h = mix(rng.uniform(1.1, 1.35), 0.8) * (1.0 + 0.05 * tex)
+        nuc_h[box][m] = h
+        nuc_e[box][m] = 0.15
+        if cls_id == 1 and rng.random() < 0.7:  # a nucleolus (dark dot) in most epithelial nuclei
+            pts = np.argwhere(m & (best[box] < 0.4))
+            if len(pts):
+                y, x = pts[rng.integers(len(pts))] + [box[0].start, box[1].start]
+                nuc_h[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] += 0.5
     cyto = cytoplasm & (labels == 0)
     hema = np.where(cyto, 0.12, hema) + nuc_h
     eosin = np.where(cyto, 0.3 + 0.05 * texture, eosin)
