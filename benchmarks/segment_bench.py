@@ -176,7 +176,9 @@ def run_memory(args: argparse.Namespace) -> None:
         print(res.stdout, res.stderr)
         raise SystemExit(res.returncode)
     child = json.loads(res.stdout.strip().splitlines()[-1])
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    # The child's own high-water mark (VmHWM). RUSAGE_CHILDREN would be wrong here: Linux carries the
+    # parent's peak (it just wrote the volume through a memmap) into a vfork+exec'd child's maxrss.
+    peak_mb = child["vmhwm_mb"]
     peer_gb = int(np.prod(shape)) * (2 + 4 + 4 * 2 + 4) / 1e9
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared, noisy)")
     print(f"ours: segmented in {child['seconds']:.0f} s ({child['mvox_s']:.2f} Mvox/s, wall {wall:.0f} s), "
@@ -196,7 +198,14 @@ def memory_child(path: str, tile: tuple[int, ...], batch_size: int) -> None:
     pred = OrtPredictor(fetch("test-3d"), device="cpu")
     out = Path(path).parent / "out"
     res = segment_file(path, out, pred, options=SegmentOptions(tile=tile, batch_size=batch_size))
-    print(json.dumps({"seconds": res.seconds, "mvox_s": res.voxels_per_second / 1e6}))
+    hwm_kb = 0
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                hwm_kb = int(line.split()[1])
+    if not hwm_kb:
+        hwm_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": res.seconds, "mvox_s": res.voxels_per_second / 1e6, "vmhwm_mb": hwm_kb / 1024}))
 
 
 def main() -> None:
