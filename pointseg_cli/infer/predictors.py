@@ -227,12 +227,12 @@ def make_predictor(model_path: str | Path, *, device: str = "auto", precision: s
     check_choice("precision", precision, PRECISION_CHOICES)
     path = Path(model_path)
     if path.suffix == ".onnx":
-        if precision == "fp16":
+        if precision != "auto":
             meta = read_model_metadata(path)
-            if meta.precision != "fp16":
+            if meta.precision != precision:
                 raise ConfigError(
-                    f"--precision fp16 needs an fp16 ONNX model (pointseg export --precision fp16); "
-                    f"{path.name} is {meta.precision}"
+                    f"--precision {precision} needs an {precision} ONNX model (pointseg export --precision "
+                    f"{precision}); {path.name} is {meta.precision}"
                 )
         return OrtPredictor(path, device=device)
     from pointseg_cli.devices import resolve_device
