@@ -126,3 +126,21 @@ def test_tune_without_any_mask(runner, tmp_path: Path, rng: np.random.Generator)
     res = runner.invoke(app, ["objectness", str(points), str(images), "--out", str(tmp_path / "o"), "--tune",
                               str(empty)])
     assert res.exit_code == 2 and "no mask" in " ".join(res.output.split())
+
+
+def test_stain_normalized_rgb(runner, tmp_path: Path, rng: np.random.Generator) -> None:  # noqa: ANN001
+    stains = np.array([[0.65, 0.07], [0.70, 0.99], [0.29, 0.11]])
+    conc = rng.gamma(1.0, 0.5, size=(2, 24 * 24))
+    rgb = (256 * np.exp(-(stains @ conc)) - 1).T.clip(0, 255).astype(np.uint8).reshape(24, 24, 3)
+    write_tiff(tmp_path / "he.tif", rgb, axes="YXC")
+    write_tiff(tmp_path / "target.tif", rgb[::-1], axes="YXC")
+    (tmp_path / "p.csv").write_text("image,z,y,x,class\nhe,,5,5,cell\nhe,,18,18,cell\n")
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["objectness", str(tmp_path / "p.csv"), str(tmp_path / "he.tif"), "--out", str(out),
+                              "--stain-normalize", str(tmp_path / "target.tif"), "--stain-method", "macenko",
+                              "--preview"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "objectness.json").read_text())
+    assert meta["preprocessing"]["stain_method"] == "macenko"
+    assert meta["preprocessing"]["stain_target"].endswith("target.tif")
+    assert tifffile.imread(out / "he.objectness.tif").shape == (2, 24, 24)
