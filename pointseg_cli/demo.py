@@ -275,7 +275,7 @@ def make_nuclei_volume(
     signal += ndi.gaussian_filter(spots, sigma=(0.7, 1.2, 1.2))
     signal[labels == 0] = 0.0
     # Anisotropic PSF (wider in Z), then faint out-of-focus haze.
-    psf = (psf_xy * 2.0 * anisotropy / 2.0, psf_xy, psf_xy)
+    psf = (psf_xy * anisotropy, psf_xy, psf_xy)  # in voxels; physically the Z sigma is anisotropy**2 larger
     blurred = ndi.gaussian_filter(signal, sigma=psf)
     small = blurred[::4, ::4, ::4]
     haze = ndi.zoom(
@@ -294,7 +294,7 @@ def make_nuclei_volume(
     image = np.clip(offset + gain * counts, 0, 65535).astype(np.uint16)
     classes = (labels > 0).astype(np.uint8)
     log.debug("3d-nuclei %s: %d nuclei (target %d) in %s", name, len(centers), n_target, shape)
-    return DemoSample(name, image, labels, classes, NUCLEI_CLASSES, "ZYX")
+    return DemoSample(name, image, _relabel(labels), classes, NUCLEI_CLASSES, "ZYX")
 
 
 # ----------------------------------------------------------------------------------------------- 2D H&E
@@ -458,7 +458,7 @@ def make_he_tile(
     rgb = white * np.exp(-od) + rng.normal(0, noise_std, od.shape)
     image = np.clip(np.round(rgb), 0, 255).astype(np.uint8)
     log.debug("2d-he %s: %d nuclei, per class %s", name, next_id - 1, np.bincount(classes.ravel(), minlength=4)[1:])
-    return DemoSample(name, image, labels, classes, HE_CLASSES, "YXC")
+    return DemoSample(name, image, _relabel(labels), classes, HE_CLASSES, "YXC")
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -508,7 +508,7 @@ def generate_demo_data(
         progress("demo data", i, int(n))
         name = f"{prefix}_{i:03d}"
         sample = make(shape, seed=np.random.SeedSequence([int(seed), i]), difficulty=difficulty, name=name)
-        lab = _relabel(sample.labels)
+        lab = sample.labels
         spatial = sample.axes.replace("C", "")
         meta = {
             "generator": f"pointseg demo-data --kind {kind}",
@@ -530,6 +530,8 @@ def generate_demo_data(
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
     """Consecutive instance ids 1..N (objects fully covered by neighbours leave gaps otherwise)."""
+    if not labels.any():
+        return labels
     ids = np.unique(labels)
     lut = np.zeros(int(ids.max()) + 1, np.uint16)
     lut[ids] = np.arange(len(ids), dtype=np.uint16)

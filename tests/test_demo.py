@@ -34,6 +34,7 @@ def test_nuclei_volume_shapes_and_dtypes(volume):
     assert volume.axes == "ZYX" and volume.class_names == ("nucleus",)
     np.testing.assert_array_equal(volume.classes, (volume.labels > 0).astype(np.uint8))
     assert volume.labels.max() >= 3
+    assert np.unique(volume.labels).tolist() == list(range(int(volume.labels.max()) + 1))  # consecutive ids
 
 
 def test_nuclei_labels_sit_on_bright_voxels(volume):
