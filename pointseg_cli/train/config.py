@@ -1,9 +1,9 @@
 """`TrainConfig`: every setting of a training run, validated, saved as ``config.json`` in the run dir.
 
 β defaults (``beta_bg=1.0``, ``beta_obj=0.5``): the issue requires β_background > β_object so
-that the spread-out objectness does not pull whole cells' surroundings into the object class.
-The ratio 2:1 was chosen on the BBBC007 validation split (docs/training.md lists the runs);
-treat it as a starting point, not a tuned optimum for other data.
+that the spread-out objectness does not pull the surroundings of objects into the object class.
+The 2:1 ratio is a prior, NOT tuned: no β sweep on validation data has been run yet (see
+docs/training.md, "Open points"). Treat it as a starting point.
 """
 
 from __future__ import annotations
