@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import mmap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,29 +139,6 @@ def _norm_of(predictor: Predictor) -> Normalization:
     return Normalization.from_dict(data)
 
 
-def _release_mapped_pages(image: Any) -> None:
-    """Drop the pages of a memory-mapped input that were read, so they stop counting as our RSS.
-
-    The data stay in the page cache (re-reading is cheap); without this, reading a volume through
-    a memory map makes the resident set grow to the volume's size.
-    """
-    mm = getattr(getattr(image, "_array", None), "_mmap", None)  # numpy.memmap of a LazyImage
-    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
-        try:
-            mm.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError) as exc:  # closed map or unsupported: only a memory optimisation
-            log.debug("madvise failed: %s", exc)
-
-
-def _stats_for(image: Any, norm: Normalization, *, channels: int, channel_axis: int | None) -> NormStats:
-    """Normalisation statistics; only ``percentile`` reads pixels (a bounded strided subsample)."""
-    if norm.method == "none":
-        return NormStats(lo=np.zeros(channels, np.float32), hi=np.ones(channels, np.float32))
-    if norm.method == "fixed":
-        return NormStats(lo=np.full(channels, norm.low, np.float32), hi=np.full(channels, norm.high, np.float32))
-    return compute_stats(image, norm, channel_axis=channel_axis)
-
-
 def segment_file(
     path: str | Path,
     out_dir: str | Path,
@@ -204,14 +180,14 @@ def segment_file(
     grid = _grid_for(spatial, predictor, options)
     norm = _norm_of(predictor)
     ch_axis = -1 if info.channels > 1 else None
-    stats = _stats_for(image, norm, channels=info.channels, channel_axis=ch_axis)
-    _release_mapped_pages(image)
+    stats = compute_stats(image, norm, channel_axis=ch_axis)
+    image.release()
     nd = len(spatial)
 
     def read_slab(lo: int, hi: int) -> np.ndarray:
         region = (slice(lo, hi), *(slice(None) for _ in spatial[1:]))
         raw = np.array(image.read(region))  # a private copy, so the mapped pages can be dropped
-        _release_mapped_pages(image)
+        image.release()
         return raw if ch_axis is not None else raw[..., None]
 
     def normalize(raw: np.ndarray) -> np.ndarray:
@@ -300,7 +276,7 @@ def segment_array(
     norm = _norm_of(predictor)
     ch_axis = -1 if has_c else None
     if stats is None:
-        stats = _stats_for(image, norm, channels=image.shape[-1] if has_c else 1, channel_axis=ch_axis)
+        stats = compute_stats(image, norm, channel_axis=ch_axis)
     grid = _grid_for(spatial, predictor, options)
     labels = np.zeros(spatial, dtype=np.uint8)
     logits = np.zeros((meta.n_outputs, *spatial), dtype=np.float32) if return_logits else None

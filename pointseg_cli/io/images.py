@@ -33,6 +33,7 @@ import contextlib
 import glob
 import json
 import logging
+import mmap
 import os
 import shutil
 import uuid
@@ -429,6 +430,19 @@ class LazyImage:
         # Keep in-plane strides small so that structures are still sampled fairly.
         region = tuple(slice(None, None, step) for _ in spatial)
         return self.read(region)
+
+    def release(self) -> None:
+        """Tell the OS that mapped pages read so far may be dropped (memory-mapped TIFFs only).
+
+        Streaming readers call this after each slab so that resident memory stays bounded on
+        volumes larger than RAM; it is a no-op for other back-ends and where unsupported.
+        """
+        mm = getattr(self._array, "_mmap", None)
+        if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            try:
+                mm.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError) as exc:
+                log.debug("madvise failed for %s: %s", self.path.name, exc)
 
     def __repr__(self) -> str:
         return f"LazyImage({self.info.describe()})"

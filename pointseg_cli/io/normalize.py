@@ -79,6 +79,15 @@ def compute_stats(image_like: Any, norm: Normalization, *, channel_axis: int | N
     norm : the normalisation settings.
     channel_axis : axis holding channels, or ``None`` for single-channel data.
     """
+    if norm.method in ("none", "fixed"):
+        # No pixel statistics needed: only the channel count, read from the shape.
+        shape = tuple(image_like.shape)
+        n_ch = 1 if channel_axis is None else shape[channel_axis]
+        if hasattr(image_like, "subsample"):  # LazyImage: canonical, channels last only when > 1
+            n_ch = image_like.info.channels
+        if norm.method == "none":
+            return NormStats(lo=np.zeros(n_ch, np.float32), hi=np.ones(n_ch, np.float32))
+        return NormStats(lo=np.full(n_ch, norm.low, np.float32), hi=np.full(n_ch, norm.high, np.float32))
     if hasattr(image_like, "subsample"):
         data = image_like.subsample()
     else:
@@ -90,10 +99,6 @@ def compute_stats(image_like: Any, norm: Normalization, *, channel_axis: int | N
             data = data[index]
     x = _as_channel_last(data, channel_axis)
     n_ch = x.shape[-1]
-    if norm.method == "none":
-        return NormStats(lo=np.zeros(n_ch, np.float32), hi=np.ones(n_ch, np.float32))
-    if norm.method == "fixed":
-        return NormStats(lo=np.full(n_ch, norm.low, np.float32), hi=np.full(n_ch, norm.high, np.float32))
     flat = x.reshape(-1, n_ch).astype(np.float32, copy=False)
     if norm.per_channel:
         lo, hi = np.percentile(flat, [norm.low, norm.high], axis=0)
