@@ -1,0 +1,1 @@
+"""Training from points: config, data, sampler, losses, loop, checkpoints."""
