@@ -95,3 +95,19 @@ def test_ablations_and_baselines_run(data2d) -> None:
     ]):
         res, losses = _run(data2d, _config(epochs=1, steps_per_epoch=2, **kw), f"r{i}")
         assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def test_rgb_two_class_run(tmp_path) -> None:
+    from pointseg_cli.io.points import PointTable, write_points_csv
+
+    make_dataset(tmp_path, n_images=2, shape=(40, 40), n_objects=4, radius=4, rgb=True)
+    t = read_points_csv(tmp_path / "points.csv")
+    names = np.array(["a", "b"] * (len(t) // 2) + ["a"] * (len(t) % 2))
+    write_points_csv(tmp_path / "points.csv", PointTable(image=t.image, coords=t.coords, class_name=names,
+                                                         class_names=("a", "b")))
+    cfg = _config(classes=("a", "b"), channels=3, epochs=1, steps_per_epoch=2, val_fraction=0.0)
+    res, losses = _run(tmp_path, cfg)
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    loaded = load_model(res.run_dir)
+    assert loaded.channels == 3 and loaded.classes == ["a", "b"]
+    assert loaded.model.head.out_channels == 3
