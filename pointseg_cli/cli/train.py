@@ -44,9 +44,10 @@ class _Monitor:
     def __init__(self, enabled: bool) -> None:
         self.progress: Progress | None = None
         self.task: Any = None
+        self.stages: dict[str, Any] = {}
         if enabled:
             self.progress = Progress(
-                TextColumn("[bold]training"),
+                TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[info]}"),
@@ -63,6 +64,14 @@ class _Monitor:
     def __exit__(self, *exc: object) -> None:
         if self.progress is not None:
             self.progress.stop()
+
+    def stage(self, task: str, done: int, total: int) -> None:
+        """Library progress callback for the stages before training (image preparation)."""
+        if self.progress is None or task == "training":
+            return
+        if task not in self.stages:
+            self.stages[task] = self.progress.add_task(task, total=total or None, info="")
+        self.progress.update(self.stages[task], completed=done, total=total or None)
 
     def __call__(self, info: Any) -> None:
         if self.progress is None:
@@ -172,7 +181,7 @@ def command(
     table = read_points_csv(points, classes=config.classes)
     state = get_state()
     with _Monitor(progress_enabled(state)) as monitor:
-        result = train(config, table, images, out, resume=resume, monitor=monitor)
+        result = train(config, table, images, out, resume=resume, monitor=monitor, progress=monitor.stage)
     if state.quiet:
         return
     last = result.history[-1] if result.history else {}

@@ -80,3 +80,20 @@ def test_bad_data_exit_2(runner, data) -> None:
     assert res.exit_code == 2 and "has shape (20, 40)" in res.output
     res = runner.invoke(app, ["train", str(data / "nope.csv"), str(data / "images"), "--out", str(data / "r")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_progress_monitor_shows_stages_and_loss_terms() -> None:
+    from pointseg_cli.cli.train import _Monitor
+    from pointseg_cli.train.loop import StepInfo
+
+    with _Monitor(True) as mon:
+        mon.stage("preparing images", 1, 2)
+        mon.stage("training", 1, 3)  # the training bar comes from the step callback instead
+        mon(StepInfo(1, 3, 1, 0.5, {"point": 0.2, "obj": 0.3}, 1e-3, 2.0))
+        assert list(mon.stages) == ["preparing images"]
+        info = mon.progress.tasks[-1].fields["info"]
+    assert "point 0.200" in info and "lr 1.0e-03" in info and "2.00 it/s" in info
+    with _Monitor(False) as off:  # not a TTY / --quiet: nothing is drawn
+        off.stage("preparing images", 1, 2)
+        off(StepInfo(1, 3, 1, 0.5, {}, 1e-3, 2.0))
+        assert off.progress is None
