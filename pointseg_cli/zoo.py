@@ -7,7 +7,7 @@ pooch from :func:`models_url` (``POINTSEG_MODELS_URL`` overrides it) into :func:
 (``POINTSEG_CACHE`` overrides it). Every file is checked against its sha256 — a download with a
 wrong hash leaves nothing in the cache.
 
-The default model for an input kind is the registry entry named ``default-<kind>``.
+The default model for each input kind is named in ``models/defaults.txt`` (``kind<TAB>name``).
 """
 
 from __future__ import annotations
@@ -178,10 +178,27 @@ def _looks_like_path(text: str) -> bool:
     return os.sep in text or "/" in text or text.endswith(MODEL_SUFFIXES) or Path(text).exists()
 
 
-def default_model_name(kind: str) -> str:
-    """Registry name of the default model for an input kind."""
+def read_defaults() -> dict[str, str]:
+    """Input kind -> registry name of its default model, from the packaged ``defaults.txt``."""
+    res = resources.files("pointseg_cli._models").joinpath("defaults.txt")
+    if not res.is_file():
+        return {}
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(res.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        cells = [c.strip() for c in line.split("\t")]
+        if len(cells) != 2:
+            raise ModelError(f"defaults.txt line {lineno}: expected 'kind<TAB>name'; found {line!r}")
+        check_choice("model kind in defaults.txt", cells[0], KINDS)
+        out[cells[0]] = cells[1]
+    return out
+
+
+def default_model_name(kind: str) -> str | None:
+    """Registry name of the default model for an input kind, or None when there is none."""
     check_choice("model kind", kind, KINDS)
-    return f"default-{kind}"
+    return read_defaults().get(kind)
 
 
 def resolve_model(name_or_path: str | Path | None, *, kind: str) -> Path:
@@ -199,10 +216,11 @@ def resolve_model(name_or_path: str | Path | None, *, kind: str) -> Path:
     if name_or_path is None:
         registry = read_registry()
         name = default_model_name(kind)
-        if not any(e.name == name for e in registry):
-            others = ", ".join(e.name for e in registry) or "none"
+        if name is None:
+            others = ", ".join(e.name for e in registry if not e.name.startswith("test-")) or "none"
             raise ModelError(
-                f"no default model for {kind} inputs yet (registered: {others}); pass --model NAME or PATH"
+                f"pointseg has no default model for {kind} inputs (trained models: {others}); "
+                "pass --model NAME or PATH (see 'pointseg models list')"
             )
         return fetch(name, registry=registry)
     text = str(name_or_path)

@@ -100,7 +100,7 @@ def test_unreachable_server_is_a_model_error(cache, monkeypatch):
     assert _files(cache) == []
 
 
-def test_resolve_model(tmp_path):
+def test_resolve_model(tmp_path, monkeypatch):
     assert zoo.resolve_model("test-3d", kind="3d").name == "test-3d.onnx"
     f = tmp_path / "mine.onnx"
     f.write_bytes(b"x")
@@ -109,7 +109,9 @@ def test_resolve_model(tmp_path):
         zoo.resolve_model(str(tmp_path / "nope.onnx"), kind="3d")
     with pytest.raises(ModelError, match=r"unknown model 'nope': expected a file path or one of .*test-3d"):
         zoo.resolve_model("nope", kind="3d")
-    with pytest.raises(ModelError, match="no default model for 3d inputs yet"):
+    monkeypatch.setattr(zoo, "read_defaults", lambda: {"2d-gray": "test-2d-gray"})
+    assert zoo.resolve_model(None, kind="2d-gray").name == "test-2d-gray.onnx"
+    with pytest.raises(ModelError, match="no default model for 3d inputs"):
         zoo.resolve_model(None, kind="3d")
     with pytest.raises(ConfigError, match="kind must be one of 2d-gray, 2d-rgb, 3d"):
         zoo.resolve_model(None, kind="4d")
@@ -134,3 +136,11 @@ def test_env_overrides(monkeypatch, tmp_path):
     assert zoo.models_url() == "http://example.org/m/" and zoo.cache_dir() == tmp_path
     monkeypatch.delenv("POINTSEG_MODELS_URL")
     assert zoo.models_url() == zoo.DEFAULT_MODELS_URL
+
+
+def test_packaged_defaults_name_registered_models_of_their_kind():
+    registry = {e.name: e for e in zoo.read_registry()}
+    for kind, name in zoo.read_defaults().items():
+        assert name in registry, f"defaults.txt names {name!r}, which is not in registry.txt"
+        assert registry[name].kind == kind
+        assert zoo.fetch(name).is_file()

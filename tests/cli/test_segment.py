@@ -95,10 +95,13 @@ def test_invalid_usage_exit_2_one_line(runner, inputs, tmp_path, args, message):
     assert not (tmp_path / "out").exists()  # nothing created for an invalid command
 
 
-def test_no_default_model_for_kind_is_exit_2(runner, inputs, tmp_path):
+def test_no_default_model_for_kind_is_exit_2(runner, inputs, tmp_path, monkeypatch):
+    from pointseg_cli import zoo
+
+    monkeypatch.setattr(zoo, "read_defaults", dict)
     res = _seg(runner, inputs, "--out-dir", tmp_path / "out")
     assert res.exit_code == 2
-    assert "no default model for 2d-gray inputs yet" in res.output
+    assert "no default model for 2d-gray inputs" in res.output
 
 
 def test_missing_input_is_exit_2(runner, tmp_path):
