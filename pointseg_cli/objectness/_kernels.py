@@ -11,6 +11,10 @@ ravels. Shared preconditions of the growing kernels:
 - ``offsets`` (int64) are the flat neighbour displacements in visiting order; ``weights``
   (float64) multiply the intensity cost of a step along the matching offset.
 - ``seeds`` (int64) are distinct interior flat indices; ``seed_labels`` (int32) their region ids.
+- ``cost_mode`` is :data:`COST_PARENT` (a step ``p -> q`` costs ``sum_c (I[q,c] - I[p,c])**2``) or
+  :data:`COST_SEED` (it costs ``sum_c (I[q,c] - refs[r-1,c])**2`` where ``r`` is the region id of
+  ``p``); ``refs`` is float64 ``(R, C)`` with a row per region id ``1..R`` (ignored, any shape
+  ``(>=0, C)``, for :data:`COST_PARENT`). Both are times the offset's weight.
 
 The priority queue is a binary min-heap held in three parallel arrays (key, insertion counter,
 node) and ordered on ``(key, counter)`` so that ties pop first-in first-out. It holds only the
@@ -22,6 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+
+#: ``cost_mode`` values of the growing kernels.
+COST_PARENT = 0
+COST_SEED = 1
 
 
 @njit(cache=True, inline="always")
@@ -87,16 +95,24 @@ def _grow_heap(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, inline="always")
-def _step_cost(image, p, q, weight):  # noqa: ANN001, ANN202
+def _step_cost(image, refs, cost_mode, p, q, lab, weight):  # noqa: ANN001, ANN202
     c = 0.0
-    for ch in range(image.shape[1]):
-        diff = np.float64(image[q, ch]) - np.float64(image[p, ch])
-        c += diff * diff
+    if cost_mode == COST_SEED:
+        r = lab - 1
+        for ch in range(image.shape[1]):
+            diff = np.float64(image[q, ch]) - refs[r, ch]
+            c += diff * diff
+    else:
+        for ch in range(image.shape[1]):
+            diff = np.float64(image[q, ch]) - np.float64(image[p, ch])
+            c += diff * diff
     return weight * c
 
 
 @njit(cache=True)
-def grow_paper(image, regions, dist, offsets, weights, seeds, seed_labels, hkey, hcnt, hnode):  # noqa: ANN001, ANN201
+def grow_paper(  # noqa: ANN201
+    image, regions, dist, offsets, weights, seeds, seed_labels, refs, cost_mode, hkey, hcnt, hnode  # noqa: ANN001
+):
     """Region growing as in Li, Dey et al.: a voxel is labelled, for good, when first pushed.
 
     ``hkey`` (float64), ``hcnt`` and ``hnode`` (int32 or int64, wide enough for the number of
@@ -125,7 +141,7 @@ def grow_paper(image, regions, dist, offsets, weights, seeds, seed_labels, hkey,
             q = p + offsets[k]
             if regions[q] != 0:
                 continue
-            dq = dp + _step_cost(image, p, q, weights[k])
+            dq = dp + _step_cost(image, refs, cost_mode, p, q, lab, weights[k])
             regions[q] = lab
             dist[q] = dq
             if size == hkey.shape[0]:
@@ -137,7 +153,9 @@ def grow_paper(image, regions, dist, offsets, weights, seeds, seed_labels, hkey,
 
 
 @njit(cache=True)
-def grow_geodesic(image, regions, dist, offsets, weights, seeds, seed_labels, hkey, hcnt, hnode):  # noqa: ANN001, ANN201
+def grow_geodesic(  # noqa: ANN201
+    image, regions, dist, offsets, weights, seeds, seed_labels, refs, cost_mode, hkey, hcnt, hnode  # noqa: ANN001
+):
     """Exact multi-source Dijkstra with lazy deletion.
 
     A voxel takes the region of the neighbour that gives it a strictly shorter distance, so it
@@ -169,7 +187,7 @@ def grow_geodesic(image, regions, dist, offsets, weights, seeds, seed_labels, hk
             q = p + offsets[k]
             if regions[q] < 0:
                 continue
-            dq = dp + _step_cost(image, p, q, weights[k])
+            dq = dp + _step_cost(image, refs, cost_mode, p, q, lab, weights[k])
             if dq < dist[q]:
                 dist[q] = dq
                 regions[q] = lab

@@ -12,13 +12,13 @@ from pointseg_cli.errors import ConfigError, ImageFormatError, check_choice
 from pointseg_cli.io.normalize import Normalization, normalize_image
 from pointseg_cli.io.points import PointTable
 from pointseg_cli.objectness import preprocess
-from pointseg_cli.objectness.grow import MODES, ObjectnessResult, compute_objectness
+from pointseg_cli.objectness.grow import COSTS, MODES, ObjectnessResult, compute_objectness
 
 log = logging.getLogger(__name__)
 
 #: Default objectness decay for intensities normalised to [0, 1] (1st..99.8th percentile).
 #: Chosen with ``pointseg objectness --tune`` on BBBC007 (see docs/objectness.md).
-DEFAULT_W = 20.0
+DEFAULT_W = 2.0
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class ObjectnessConfig:
     w : float
         Objectness decay in ``exp(-w * d)``, > 0; ``d`` is in squared normalised intensity units.
     mode : {"paper", "geodesic"}
+    cost : {"seed", "parent"}
+        Step cost of the growing (see :mod:`pointseg_cli.objectness.grow`); ``"parent"`` is issue
+        3's formula. :meth:`from_dict` reads a dict without this key (written before the option
+        existed) as ``"parent"``.
     connectivity : int
         1 (face neighbours) up to the number of spatial dimensions (full neighbourhood).
     spacing : tuple of float, optional
@@ -50,6 +54,7 @@ class ObjectnessConfig:
 
     w: float = DEFAULT_W
     mode: str = "paper"
+    cost: str = "seed"
     connectivity: int = 1
     spacing: tuple[float, ...] | None = None
     normalization: Normalization = field(default_factory=Normalization)
@@ -63,6 +68,7 @@ class ObjectnessConfig:
         if not (np.isfinite(self.w) and self.w > 0):
             raise ConfigError(f"w must be a positive finite number; got {self.w}")
         check_choice("mode", self.mode, MODES)
+        check_choice("cost", self.cost, COSTS)
         if self.connectivity not in (1, 2, 3):
             raise ConfigError(f"connectivity must be 1, 2 or 3; got {self.connectivity}")
         if self.stain_method is not None:
@@ -87,6 +93,7 @@ class ObjectnessConfig:
         known = {f for f in cls.__dataclass_fields__}
         kw = {k: v for k, v in data.items() if k in known}
         kw["normalization"] = Normalization.from_dict(data.get("normalization"))
+        kw.setdefault("cost", "parent")  # recorded before the option existed: the parent cost
         if kw.get("spacing") is not None:
             kw["spacing"] = tuple(kw["spacing"])
         return cls(**kw)
@@ -164,4 +171,5 @@ def objectness_for_image(
         connectivity=config.connectivity,
         mode=config.mode,
         spacing=config.spacing,
+        cost=config.cost,
     )

@@ -8,12 +8,13 @@ weights (part of the definition) come from :mod:`pointseg_cli.objectness.grow`.
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from pointseg_cli.errors import check_choice
-from pointseg_cli.objectness.grow import MODES, neighbour_offsets, step_weights
+from pointseg_cli.objectness.grow import COSTS, MODES, SEED_REFERENCE_RADIUS, neighbour_offsets, step_weights
 
 
 def grow_reference(
@@ -24,13 +25,17 @@ def grow_reference(
     connectivity: int = 1,
     mode: str = "paper",
     spacing: Sequence[float] | None = None,
+    cost: str = "seed",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(regions int32, distance float64)`` over the spatial shape; no input validation.
 
     ``image`` is converted to float32 first, as the kernel does, and each step cost is computed in
     float64 in the same order (sum over channels of squared differences, times the step weight).
+    With ``cost="seed"`` the difference is to the seed's reference: the mean of the in-bounds
+    pixels of its ``(2 r + 1)^ndim`` box (``r = SEED_REFERENCE_RADIUS``), summed in box order.
     """
     check_choice("mode", mode, MODES)
+    check_choice("cost", cost, COSTS)
     img = np.asarray(image)
     img = np.moveaxis(img, channel_axis, -1) if channel_axis is not None else img[..., None]
     img = img.astype(np.float32)
@@ -43,8 +48,17 @@ def grow_reference(
     dist = {idx: float("inf") for idx in values}
     heap: list[tuple[float, int, tuple[int, ...]]] = []
     counter = 0
+    refs: dict[int, list[float]] = {}
+    r = SEED_REFERENCE_RADIUS
     for i, s in enumerate(np.asarray(seeds, dtype=np.int64).reshape(-1, len(shape))):
         idx = tuple(int(v) for v in s)
+        box = [tuple(a + b for a, b in zip(idx, off, strict=True))
+               for off in itertools.product(range(-r, r + 1), repeat=len(shape))]
+        box = [q for q in box if q in values]
+        sums = [0.0] * img.shape[-1]
+        for q in box:
+            sums = [a + b for a, b in zip(sums, values[q], strict=True)]
+        refs[i + 1] = [a / len(box) for a in sums]
         regions[idx] = i + 1
         dist[idx] = 0.0
         heapq.heappush(heap, (0.0, counter, idx))
@@ -61,7 +75,8 @@ def grow_reference(
             if mode == "paper" and regions[q] != 0:
                 continue
             c = 0.0
-            for a, b in zip(values[q], values[p], strict=True):
+            other = refs[regions[p]] if cost == "seed" else values[p]
+            for a, b in zip(values[q], other, strict=True):
                 diff = a - b
                 c += diff * diff
             dq = d + wt * c

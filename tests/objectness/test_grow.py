@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, PointsError
 from pointseg_cli.objectness import compute_objectness
-from pointseg_cli.objectness.grow import neighbour_offsets, step_weights
+from pointseg_cli.objectness.grow import neighbour_offsets, seed_reference, step_weights
 from pointseg_cli.objectness.reference import boundary_reference, grow_reference
 
 
@@ -33,14 +33,15 @@ def grow_cases(draw: st.DrawFn) -> dict:
         "channel_axis": -1 if channels > 1 else None,
         "connectivity": draw(st.integers(1, ndim)),
         "mode": draw(st.sampled_from(["paper", "geodesic"])),
+        "cost": draw(st.sampled_from(["seed", "parent"])),
         "spacing": draw(st.sampled_from([None, tuple(float(s) for s in rng.uniform(0.3, 3.0, ndim))])),
     }
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(grow_cases())
 def test_kernel_matches_reference(case: dict) -> None:
-    kw = {k: case[k] for k in ("channel_axis", "connectivity", "mode", "spacing")}
+    kw = {k: case[k] for k in ("channel_axis", "connectivity", "mode", "spacing", "cost")}
     res = compute_objectness(case["image"], case["seeds"], np.ones(len(case["seeds"]), int), w=3.0, **kw)
     regions, dist = grow_reference(case["image"], case["seeds"], **kw)
     np.testing.assert_array_equal(res.regions, regions)
@@ -64,16 +65,52 @@ def test_two_flat_regions_split_at_the_edge() -> None:
 
 def test_crossing_an_edge_costs_squared_difference() -> None:
     image = np.array([[0.0, 0.0, 0.5, 0.5]])
-    res = compute_objectness(image, [[0, 0]], [1], w=2.0)
+    res = compute_objectness(image, [[0, 0]], [1], w=2.0, cost="parent")
     np.testing.assert_allclose(res.distance, [[0, 0, 0.25, 0.25]])
     np.testing.assert_allclose(res.objectness, np.exp(-2.0 * np.array([[0, 0, 0.25, 0.25]])), rtol=1e-6)
+
+
+def test_seed_cost_charges_every_pixel_its_difference_to_the_seed() -> None:
+    # the parent cost pays the edge once; the seed cost pays 0.25 again on every pixel past it
+    image = np.array([[0.0, 0.0, 0.0, 0.5, 0.5, 0.5]])
+    res = compute_objectness(image, [[0, 1]], [1], w=2.0)  # default cost="seed"
+    np.testing.assert_allclose(res.distance, [[0, 0, 0, 0.25, 0.5, 0.75]])
+    parent = compute_objectness(image, [[0, 1]], [1], w=2.0, cost="parent")
+    np.testing.assert_allclose(parent.distance, [[0, 0, 0, 0.25, 0.25, 0.25]])
+
+
+def test_seed_reference_is_the_clipped_box_mean() -> None:
+    image = np.arange(12, dtype=np.float32).reshape(3, 4, 1)
+    refs = seed_reference(image, np.array([[1, 1], [0, 3]]))
+    np.testing.assert_allclose(refs[:, 0], [image[0:3, 0:3].mean(), image[0:2, 2:4].mean()])
+    np.testing.assert_allclose(seed_reference(image, np.array([[0, 3]]), radius=0), [[3.0]])
+    # a noisy seed pixel does not set the reference: one bright pixel in a flat region
+    flat = np.zeros((5, 5))
+    flat[2, 2] = 0.9
+    res = compute_objectness(flat, [[2, 2]], [1], w=1.0)
+    assert res.distance[0, 0] < 0.1 * compute_objectness(flat, [[2, 2]], [1], w=1.0, cost="parent").distance.max()
+
+
+def test_seed_cost_sums_channels_and_applies_spacing() -> None:
+    image = np.zeros((2, 3, 3, 2))
+    image[1, ..., 0] = 0.5
+    image[1, ..., 1] = 1.0
+    iso = compute_objectness(image, [[0, 1, 1]], [1], w=1.0, channel_axis=-1)
+    aniso = compute_objectness(image, [[0, 1, 1]], [1], w=1.0, channel_axis=-1, spacing=(4.0, 1.0, 1.0))
+    # reference = mean of the 3x3x3 box clipped to 2 planes: (0.25, 0.5); plane 1 differs by (0.25, 0.5)
+    step = 0.25**2 + 0.5**2
+    assert iso.distance[1, 1, 1] == pytest.approx(step)
+    assert aniso.distance[1, 1, 1] == pytest.approx(4.0 * step)
+    # plane 0 differs from the reference too: every in-plane step costs the same again
+    assert iso.distance[0, 1, 2] == pytest.approx(step)
+    assert iso.distance[0, 0, 0] == pytest.approx(2 * step)
 
 
 def test_paper_mode_keeps_first_label_geodesic_relabels() -> None:
     # seed 1 labels pixel 1 first through an expensive step; seed 2 has a free path to it later
     image = np.array([[0.0, 1.0, 1.0, 1.0]])
-    paper = compute_objectness(image, [[0, 0], [0, 3]], [1, 1], w=1.0, mode="paper")
-    geo = compute_objectness(image, [[0, 0], [0, 3]], [1, 1], w=1.0, mode="geodesic")
+    paper = compute_objectness(image, [[0, 0], [0, 3]], [1, 1], w=1.0, mode="paper", cost="parent")
+    geo = compute_objectness(image, [[0, 0], [0, 3]], [1, 1], w=1.0, mode="geodesic", cost="parent")
     assert paper.regions.tolist() == [[1, 1, 2, 2]]
     np.testing.assert_allclose(paper.distance, [[0, 1, 0, 0]])
     assert geo.regions.tolist() == [[1, 2, 2, 2]]
@@ -82,8 +119,8 @@ def test_paper_mode_keeps_first_label_geodesic_relabels() -> None:
 
 def test_geodesic_finds_a_cheaper_detour() -> None:
     image = np.array([[0.0, 1.0], [0.5, 1.0]])
-    paper = compute_objectness(image, [[0, 0]], [1], w=1.0, mode="paper")
-    geo = compute_objectness(image, [[0, 0]], [1], w=1.0, mode="geodesic")
+    paper = compute_objectness(image, [[0, 0]], [1], w=1.0, mode="paper", cost="parent")
+    geo = compute_objectness(image, [[0, 0]], [1], w=1.0, mode="geodesic", cost="parent")
     assert paper.distance[0, 1] == pytest.approx(1.0)
     assert geo.distance[0, 1] == pytest.approx(0.5)
 
@@ -97,11 +134,11 @@ def test_fifo_ties_and_neighbour_order() -> None:
 def test_spacing_scales_the_cost_of_coarse_axes() -> None:
     image = np.zeros((2, 3, 3))
     image[1] = 1.0
-    iso = compute_objectness(image, [[0, 1, 1]], [1], w=1.0)
-    aniso = compute_objectness(image, [[0, 1, 1]], [1], w=1.0, spacing=(4.0, 1.0, 1.0))
+    iso = compute_objectness(image, [[0, 1, 1]], [1], w=1.0, cost="parent")
+    aniso = compute_objectness(image, [[0, 1, 1]], [1], w=1.0, spacing=(4.0, 1.0, 1.0), cost="parent")
     np.testing.assert_allclose(iso.distance[1], 1.0)
     np.testing.assert_allclose(aniso.distance[1], 4.0)
-    same = compute_objectness(image, [[0, 1, 1]], [1], w=1.0, spacing=(2.0, 2.0, 2.0))
+    same = compute_objectness(image, [[0, 1, 1]], [1], w=1.0, spacing=(2.0, 2.0, 2.0), cost="parent")
     np.testing.assert_array_equal(same.distance, iso.distance)
 
 
@@ -141,6 +178,7 @@ def test_class_channels_of_soft_labels() -> None:
         (np.full((4, 4), np.nan), [[1, 1]], [1], {}, ImageFormatError, "NaN"),
         (np.zeros(4), [[1]], [1], {}, ImageFormatError, "2-D or 3-D"),
         (np.zeros((4, 4)), [[1, 1]], [1], {"mode": "fast"}, ConfigError, "paper, geodesic"),
+        (np.zeros((4, 4)), [[1, 1]], [1], {"cost": "seeds"}, ConfigError, "seed, parent"),
         (np.zeros((4, 4)), [[1, 1]], [1], {"connectivity": 3}, ConfigError, "between 1 and 2"),
         (np.zeros((4, 4)), [[1, 1]], [1], {"w": -1.0}, ConfigError, "positive"),
         (np.zeros((4, 4)), [[1, 1]], [1], {"spacing": (1.0,)}, ConfigError, "spacing must be 2"),

@@ -24,7 +24,12 @@ def test_config_round_trip_and_validation() -> None:
                            normalization=Normalization(low=2.0, high=98.0))
     data = json.loads(json.dumps(cfg.to_dict()))
     assert ObjectnessConfig.from_dict(data) == cfg
-    for kwargs, match in [({"w": 0.0}, "positive"), ({"mode": "x"}, "paper, geodesic"),
+    assert data["cost"] == "seed" and ObjectnessConfig().cost == "seed"
+    parent = ObjectnessConfig(cost="parent")
+    assert ObjectnessConfig.from_dict(json.loads(json.dumps(parent.to_dict()))) == parent
+    del data["cost"]  # a sidecar written before the option existed used the parent cost
+    assert ObjectnessConfig.from_dict(data).cost == "parent"
+    for kwargs, match in [({"w": 0.0}, "positive"), ({"mode": "x"}, "paper, geodesic"), ({"cost": "x"}, "seed, parent"),
                           ({"connectivity": 4}, "1, 2 or 3"), ({"stain_method": "x"}, "vahadane, macenko"),
                           ({"diffusion_iterations": -1}, ">= 0")]:
         with pytest.raises(ConfigError, match=match):
@@ -38,6 +43,11 @@ def test_pipeline_normalises_then_grows(rng: np.random.Generator) -> None:
     want = compute_objectness(normalize_image(image, Normalization()), [[2, 3], [9, 7]], [2, 1], w=2.0)
     np.testing.assert_array_equal(res.regions, want.regions)
     np.testing.assert_array_equal(res.distance, want.distance)
+    res_p = objectness_for_image(image, pts, config=ObjectnessConfig(w=2.0, cost="parent"))
+    want_p = compute_objectness(normalize_image(image, Normalization()), [[2, 3], [9, 7]], [2, 1], w=2.0,
+                                cost="parent")
+    np.testing.assert_array_equal(res_p.distance, want_p.distance)
+    assert not np.array_equal(res_p.distance, res.distance)
     assert res.soft_labels(2)[2][2, 3] == 1.0  # seed of class "b" (id 2)
 
 
