@@ -370,9 +370,23 @@ def _classes_from_masks(points_csv: Path, raw: Path, classes: list[str]) -> None
 
 # ----------------------------------------------------------------------------------------- experiments
 def run_one(
-    ds: str, row: str, seed: int, base: Path, run: Runner, split: dict, *, quick: bool, device: str, extra: list[str]
+    ds: str,
+    row: str,
+    seed: int,
+    base: Path,
+    run: Runner,
+    split: dict,
+    *,
+    quick: bool,
+    device: str,
+    extra: list[str],
+    keep: bool = False,
 ) -> dict:
-    """Train, export, segment the test split, evaluate; return the evaluation summary."""
+    """Train, export, segment the test split, evaluate; return the evaluation summary.
+
+    Unless ``keep``, the checkpoints and the objectness cache are deleted once the ONNX model is
+    exported (``config.json``, ``metrics.csv``, ``curves.png``, ``model.onnx`` and predictions stay).
+    """
     setup = SETUPS[ds]
     rdir = base / "runs" / row.replace("+", "_").replace(" ", "_").lower() / f"seed{seed}"
     if rdir.exists():
@@ -400,6 +414,10 @@ def run_one(
     )
     model = rdir / "model.onnx"
     run("export", rdir, "--out", model, name=f"{ds}-{rdir.parent.name}-{seed}-export")
+    if not keep and not run.dry_run:  # checkpoints and objectness caches: ~150 MB per FPN run
+        for f in ("best.pt", "last.pt"):
+            (rdir / f).unlink(missing_ok=True)
+        shutil.rmtree(rdir / "cache", ignore_errors=True)
     run(
         "segment",
         base / "test",
@@ -439,7 +457,16 @@ def parse_grid(specs: list[str]) -> list[list[str]]:
 
 
 def tune(
-    ds: str, base: Path, run: Runner, split: dict, grid: list[list[str]], *, quick: bool, device: str, extra: list[str]
+    ds: str,
+    base: Path,
+    run: Runner,
+    split: dict,
+    grid: list[list[str]],
+    *,
+    quick: bool,
+    device: str,
+    extra: list[str],
+    keep: bool = False,
 ) -> tuple[list[str], list[dict]]:
     """Train ours (pCE+Img+Obj, seed 0) per grid point; pick the flags with the best validation mIoU.
 
@@ -458,6 +485,10 @@ def tune(
                 ",".join(split["classes"]), "--seed", "0", "--device", device, *extra, *flags,
                 name=f"{ds}-tune-{tag}")  # fmt: skip
             score = float("nan") if run.dry_run else _best_val_miou(rdir / "metrics.csv")
+            if not keep:
+                for f in ("best.pt", "last.pt"):
+                    (rdir / f).unlink(missing_ok=True)
+                shutil.rmtree(rdir / "cache", ignore_errors=True)
         except RuntimeError as exc:
             print(f"  !! {exc}", flush=True)
             score = float("nan")
@@ -643,6 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         help="grid-search a train flag on the validation split (ours, seed 0) before the table; repeat for a "
         "grid, write commas inside a value as '/': --tune w=5,10,20 --tune beta=1/0.5,1/0.25",
     )
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep best.pt/last.pt and caches of every run")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.add_argument("--prepare-only", action="store_true", help="only lay out the split and simulate points")
     a = p.parse_args(argv)
@@ -671,7 +703,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = shlex.split(a.train_args)
         tuning: list[dict] = []
         if grid:
-            chosen, tuning = tune(ds, base, run, split, grid, quick=a.quick, device=a.device, extra=extra)
+            chosen, tuning = tune(
+                ds, base, run, split, grid, quick=a.quick, device=a.device, extra=extra, keep=a.keep_checkpoints
+            )
             print(f"tuned on validation: {' '.join(chosen) or 'no usable trial'}", flush=True)
             extra += chosen
         train_args = [*(SETUPS[ds].quick_args if a.quick else SETUPS[ds].train_args), *extra]
@@ -699,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
                         quick=a.quick,
                         device=a.device,
                         extra=extra,
+                        keep=a.keep_checkpoints,
                     )
                 except RuntimeError as exc:
                     print(f"  !! {exc}", flush=True)
