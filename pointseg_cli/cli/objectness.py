@@ -40,6 +40,11 @@ def command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     w: float = typer.Option(DEFAULT_W, "--w", help="Objectness decay in exp(-w*d), intensities scaled to [0, 1]."),
     mode: str = typer.Option("paper", "--mode", help="paper (label when first reached) or geodesic (exact)."),
+    cost: str = typer.Option(
+        "seed", "--cost",
+        help="Step cost: seed (squared difference to the seed's 3x3(x3) mean, default) or parent "
+        "(to the parent pixel: issue 3's formula; needs a larger --w, about 10x).",
+    ),
     connectivity: int = typer.Option(1, "--connectivity", help="1 = face neighbours ... ndim = full."),
     spacing: str = typer.Option(None, "--spacing", help="Voxel size per spatial axis, e.g. 2,0.5,0.5 (z,y,x)."),
     stain_normalize: Path = typer.Option(
@@ -72,6 +77,8 @@ def command(
     pointseg objectness points.csv images/ --out objectness/ --preview
 
     pointseg objectness points.csv images/ --out objectness/ --tune masks/ --diffuse 10
+
+    pointseg objectness points.csv images/ --out objectness/ --cost parent --w 20
     """
     state = get_state()
     if not points.is_file():
@@ -80,6 +87,7 @@ def command(
     config = ObjectnessConfig(
         w=w,
         mode=mode,
+        cost=cost,
         connectivity=connectivity,
         spacing=_parse_floats(spacing, "--spacing"),
         normalization=Normalization(method="percentile", low=low, high=high),
@@ -108,7 +116,7 @@ def command(
             f"chosen: w = {run.tuned.w:.4g}, diffusion = {run.tuned.diffusion_iterations} "
             f"(IoU {run.tuned.iou:.4f})"
         )
-    t = Table(title=f"objectness (w={run.config.w:.4g}, mode={run.config.mode}) -> {out}")
+    t = Table(title=f"objectness (w={run.config.w:.4g}, mode={run.config.mode}, cost={run.config.cost}) -> {out}")
     for col, just in (("image", "left"), ("seeds", "right"), ("shape", "right"), ("seconds", "right"),
                       ("status", "left")):
         t.add_column(col, justify=just)

@@ -132,10 +132,11 @@ def _process(
     x = prepare_image(image, config, channel_axis=ch, stain_target=target)
     del image
     res = compute_objectness(x, seeds, pts.class_ids(), w=config.w, channel_axis=ch,
-                             connectivity=config.connectivity, mode=config.mode, spacing=config.spacing)
+                             connectivity=config.connectivity, mode=config.mode, spacing=config.spacing,
+                             cost=config.cost)
     spatial_axes = "ZYX"[3 - ndim:]
     meta = {"classes": ["background", *points.class_names], "w": config.w, "mode": config.mode,
-            "pointseg": __version__}
+            "cost": config.cost, "pointseg": __version__}
     outputs = [
         write_tiff(out_dir / f"{stem}.objectness.tif", res.soft_labels(len(points.class_names)),
                    axes="C" + spatial_axes, metadata=meta, compression="zlib"),
@@ -235,6 +236,7 @@ def run_objectness(
         "classes": ["background", *points.class_names],
         "w": config.w,
         "mode": config.mode,
+        "cost": config.cost,
         "connectivity": config.connectivity,
         "preprocessing": {
             "stain_method": config.stain_method,

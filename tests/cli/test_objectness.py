@@ -51,6 +51,7 @@ def test_writes_outputs_and_sidecar(runner, tmp_path: Path, rng: np.random.Gener
     assert np.asarray(Image.open(out / "b.preview.png")).shape == (32, 32, 3)
     meta = json.loads((out / "objectness.json").read_text())
     assert meta["classes"] == ["background", "small", "big"] and meta["w"] == 5.0
+    assert meta["cost"] == "seed" and meta["config"]["cost"] == "seed"
     assert meta["preprocessing"]["diffusion_iterations"] == 0 and meta["images"]["b"]["seeds"] == 1
 
 
@@ -64,6 +65,28 @@ def test_tune_reports_chosen_values(runner, tmp_path: Path, rng: np.random.Gener
     meta = json.loads((out / "objectness.json").read_text())
     assert meta["tune"]["iou"] > 0.8 and len(meta["tune"]["table"]) == 2
     assert meta["w"] == meta["tune"]["w"]
+
+
+@pytest.mark.parametrize("cost", ["seed", "parent"])
+def test_cost_option_reaches_the_outputs(runner, tmp_path: Path, rng: np.random.Generator, cost: str) -> None:  # noqa: ANN001
+    points, images, masks = _scene(tmp_path, rng)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["objectness", str(points), str(images), "--out", str(out), "--cost", cost,
+                              "--tune", str(masks), "--tune-diffusion", "0"])
+    assert res.exit_code == 0, res.output
+    assert f"cost={cost}" in res.output
+    meta = json.loads((out / "objectness.json").read_text())
+    assert meta["cost"] == cost and meta["config"]["cost"] == cost and meta["tune"]["iou"] > 0.8
+    # the soft labels were grown with that cost: compare with the library on the same settings
+    from pointseg_cli.io.images import read_image
+    from pointseg_cli.io.points import read_points_csv
+    from pointseg_cli.objectness import ObjectnessConfig, objectness_for_image
+
+    pts = read_points_csv(points).for_image("a")
+    want = objectness_for_image(read_image(images / "a.tif"), pts,
+                                config=ObjectnessConfig(w=meta["w"], cost=cost))
+    soft = tifffile.imread(out / "a.objectness.tif")
+    np.testing.assert_allclose(1.0 - soft[0], want.objectness, rtol=1e-6, atol=1e-7)
 
 
 def test_geodesic_diffuse_3d(runner, tmp_path: Path, rng: np.random.Generator) -> None:  # noqa: ANN001
@@ -85,6 +108,7 @@ def test_geodesic_diffuse_3d(runner, tmp_path: Path, rng: np.random.Generator) -
         ("image,z,y,x,class\na,1,4,3,c\n", [], 2, "z coordinate"),
         ("image,z,y,x,class\nzzz,,4,3,c\n", [], 2, "no image matches"),
         ("image,z,y,x,class\na,,4,3,c\n", ["--mode", "fast"], 2, "paper, geodesic"),
+        ("image,z,y,x,class\na,,4,3,c\n", ["--cost", "mean"], 2, "seed, parent"),
         ("image,z,y,x,class\na,,4,3,c\nb,,50,3,c\n", [], 1, "1 of 2 inputs failed"),
     ],
 )
