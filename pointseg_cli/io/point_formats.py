@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from pointseg_cli.errors import PointsError, check_choice
+from pointseg_cli.io.points import parse_float
 
 log = logging.getLogger(__name__)
 
@@ -133,16 +134,8 @@ def _pick(keys: list[str], aliases: tuple[str, ...]) -> int | None:
 
 
 def _number(row: list[str], col: int, *, what: str, path: Path, line: int, optional: bool = False) -> float:
-    text = row[col].strip() if col < len(row) else ""
-    if not text and optional:
-        return math.nan
-    try:
-        value = float(text)
-    except ValueError:
-        raise PointsError(f"{path.name} line {line}: {what} must be a number; found {text!r}") from None
-    if not math.isfinite(value):
-        raise PointsError(f"{path.name} line {line}: {what} must be a finite number; found {text!r}")
-    return value
+    text = row[col] if col < len(row) else ""
+    return parse_float(text, what=what, path=path, line=line, allow_empty=optional)
 
 
 def _table_points(

@@ -192,7 +192,8 @@ def parse_classes(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return names
 
 
-def _float(text: str, *, what: str, path: Path, line: int, allow_empty: bool = False) -> float:
+def parse_float(text: str, *, what: str, path: Path, line: int, allow_empty: bool = False) -> float:
+    """A finite float from a table cell; empty gives NaN when ``allow_empty``; PointsError otherwise."""
     text = text.strip()
     if not text and allow_empty:
         return math.nan
@@ -249,9 +250,9 @@ def read_points_csv(path: str | Path, *, classes: Sequence[str] | None = None) -
                 raise PointsError(f"{path.name} line {line}: the image name is empty")
             if not cname:
                 raise PointsError(f"{path.name} line {line}: the class name is empty")
-            z = _float(row[idx["z"]], what="z", path=path, line=line, allow_empty=True)
-            y = _float(row[idx["y"]], what="y", path=path, line=line)
-            x = _float(row[idx["x"]], what="x", path=path, line=line)
+            z = parse_float(row[idx["z"]], what="z", path=path, line=line, allow_empty=True)
+            y = parse_float(row[idx["y"]], what="y", path=path, line=line)
+            x = parse_float(row[idx["x"]], what="x", path=path, line=line)
             images.append(image)
             coords.append((z, y, x))
             names.append(cname)
