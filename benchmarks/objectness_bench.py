@@ -11,6 +11,10 @@ Peers:
   drop zero-weight edges). It solves the same problem as our ``mode="geodesic"``; graph
   construction is timed and included.
 
+Ours runs with both step costs (``cost="seed"``, the default, and ``cost="parent"``); the SciPy
+graph uses the parent cost's edge weights (the seed cost depends on the source region, so it is
+not a fixed graph), and the agreement check compares it with our geodesic parent-cost distances.
+
 Printed per case: seconds for each method, ratios (ours / peer), peak extra memory per voxel
 (tracemalloc, measured in a separate run so it does not disturb the timings) and the numba compile
 (or cache-load) time of the first call, reported apart. Usage::
@@ -18,6 +22,15 @@ Printed per case: seconds for each method, ratios (ours / peer), peak extra memo
     python benchmarks/objectness_bench.py            # both cases
     python benchmarks/objectness_bench.py --small    # quick: 2-D 300x300, 3-D 16x128x128
     python benchmarks/objectness_bench.py --skip-scipy-3d
+    python benchmarks/objectness_bench.py --costs /work/shared/data/bbbc007   # quality, not speed
+
+``--costs FOLDER`` compares the two step costs on images with instance masks (``<stem>.labels.tif``
+beside ``<stem>.tif``): one point per instance, images split by sorted index ``i`` (``i % 7 == 5``
+validation, ``== 6`` test, others train, as in docs/training.md; with fewer than 6 images the
+last one is the test image); ``w`` is chosen on the train
+images (pooled IoU of ``Obj > 0.5`` with the foreground) and the validation + test images report
+pooled IoU, mean objectness inside / outside the objects and the fraction of boundary-background
+pixels that lie inside objects.
 """
 
 from __future__ import annotations
@@ -112,40 +125,83 @@ def case(name: str, shape: tuple[int, ...], n_seeds: int, *, scipy: bool) -> Non
     n = img.size
     print(f"\n== {name}: shape {shape}, {len(seeds)} seeds, {n / 1e6:.1f} M voxels")
 
-    def ours_paper() -> object:
-        return compute_objectness(img, seeds, classes, w=20.0, mode="paper")
+    def ours(mode: str, cost: str) -> Callable[[], object]:
+        return lambda: compute_objectness(img, seeds, classes, w=2.0, mode=mode, cost=cost)
 
-    def ours_geo() -> object:
-        return compute_objectness(img, seeds, classes, w=20.0, mode="geodesic")
-
+    ours_rows = [(f"ours {mode}/{cost}", ours(mode, cost)) for mode in ("paper", "geodesic")
+                 for cost in ("seed", "parent")]
     rows: list[tuple[str, float, int | None]] = []
-    for label, fn in (("ours paper", ours_paper), ("ours geodesic", ours_geo),
-                      ("skimage watershed", lambda: run_watershed(img, markers))):
+    for label, fn in (*ours_rows, ("skimage watershed", lambda: run_watershed(img, markers))):
         rows.append((label, timed(fn), peak_bytes(fn)))
     if scipy:
         t = timed(lambda: run_scipy(img, seeds))
         rows.append(("scipy dijkstra", t, peak_bytes(lambda: run_scipy(img, seeds))))
         if n <= 2_000_000:  # agreement check: geodesic distances equal scipy's (up to the 1e-12 offsets)
-            d_ours = compute_objectness(img, seeds, classes, w=1.0, mode="geodesic").distance
+            d_ours = compute_objectness(img, seeds, classes, w=1.0, mode="geodesic", cost="parent").distance
             d_sp = run_scipy(img, seeds)
             print(f"   max |d_geodesic - d_scipy| = {np.abs(d_ours - d_sp).max():.2e}")
-    print(f"   {'method':<20}{'seconds':>9}{'peak extra B/voxel':>20}")
+    print(f"   {'method':<24}{'seconds':>9}{'peak extra B/voxel':>20}")
     for label, t, mem in rows:
-        print(f"   {label:<20}{t:>9.3f}{mem / n:>20.1f}")
+        print(f"   {label:<24}{t:>9.3f}{mem / n:>20.1f}")
     times = {label: t for label, t, _ in rows}
     ws = times["skimage watershed"]
-    for ours in ("ours paper", "ours geodesic"):
-        line = f"   {ours}: {times[ours] / ws:.2f}x watershed's time (target <= 1.0)"
+    for ours_label, _ in ours_rows:
+        line = f"   {ours_label}: {times[ours_label] / ws:.2f}x watershed's time (target <= 1.0)"
         if "scipy dijkstra" in times:
-            line += f", {times['scipy dijkstra'] / times[ours]:.1f}x faster than scipy (target >= 3)"
+            line += f", {times['scipy dijkstra'] / times[ours_label]:.1f}x faster than scipy (target >= 3)"
         print(line)
+
+
+def cost_report(folder: str) -> None:
+    """Quality of both step costs on a folder of images with instance masks (see the module docstring)."""
+    from pointseg_cli.annotate import points_from_masks
+    from pointseg_cli.io.images import find_images, image_stem, read_image
+    from pointseg_cli.objectness import DEFAULT_W, ObjectnessConfig, objectness_for_image
+    from pointseg_cli.objectness.tune import best_w
+
+    paths = [p for p in find_images([folder]) if not p.name.endswith(".labels.tif")]
+    table = points_from_masks(folder, images=folder).table
+    role = {image_stem(p): ("val" if i % 7 == 5 else "test" if i % 7 == 6 else "train") for i, p in enumerate(paths)}
+    if len(paths) >= 2 and all(r == "train" for r in role.values()):  # fewer than 6 images: hold out the last
+        role[image_stem(paths[-1])] = "test"
+    data = [(image_stem(p), read_image(p), read_image(p.with_name(image_stem(p) + ".labels.tif")) > 0)
+            for p in paths]
+    print(f"\n== step costs on {folder}: {sum(r == 'train' for r in role.values())} train images, "
+          f"{sum(r != 'train' for r in role.values())} val+test images, {len(table)} points")
+    print(f"   {'cost':<8}{'mode':<10}{'w (train)':>10}{'IoU train':>10}{'IoU v+t':>9}{'Obj in':>8}{'Obj out':>8}"
+          f"{'bg in obj':>10}")
+    for cost in ("parent", "seed"):
+        for mode in ("paper", "geodesic"):
+            cfg = ObjectnessConfig(w=DEFAULT_W, cost=cost, mode=mode)
+            dist = {s: objectness_for_image(im, table.for_image(s), config=cfg) for s, im, _ in data}
+            train = [s for s, *_ in data if role[s] == "train"]
+            w, iou_train = best_w(np.concatenate([dist[s].distance.ravel() for s in train]),
+                                  np.concatenate([fg.ravel() for s, _, fg in data if role[s] == "train"]))
+            inter = union = 0
+            inside, outside, bg_in = [], [], []
+            for s, _, fg in data:
+                if role[s] == "train":
+                    continue
+                obj = np.exp(-w * dist[s].distance.astype(np.float64))
+                inter += int((fg & (obj > 0.5)).sum())
+                union += int((fg | (obj > 0.5)).sum())
+                inside.append(obj[fg].mean())
+                outside.append(obj[~fg].mean())
+                bg = dist[s].background
+                bg_in.append((bg & fg).sum() / max(int(bg.sum()), 1))
+            print(f"   {cost:<8}{mode:<10}{w:>10.3g}{iou_train:>10.3f}{inter / union:>9.3f}{np.mean(inside):>8.3f}"
+                  f"{np.mean(outside):>8.3f}{np.mean(bg_in):>10.3f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--small", action="store_true", help="small sizes for a quick run")
     ap.add_argument("--skip-scipy-3d", action="store_true", help="skip the slow, memory-hungry 3-D scipy peer")
+    ap.add_argument("--costs", metavar="FOLDER", help="only compare the step costs' quality on masked images")
     args = ap.parse_args()
+    if args.costs:
+        cost_report(args.costs)
+        return
     load = os.getloadavg()
     print(f"CPU cores: {os.cpu_count()}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
@@ -155,9 +211,11 @@ def main() -> None:
     t_import = time.perf_counter() - t0
     t0 = time.perf_counter()
     for mode in ("paper", "geodesic"):
-        compute_objectness(np.zeros((3, 3, 2), np.float32), [[0, 0]], [1], w=1.0, channel_axis=-1, mode=mode)
-        compute_objectness(np.zeros((3, 3), np.float32), [[0, 0]], [1], w=1.0, mode=mode)
-        compute_objectness(np.zeros((3, 3, 3), np.float32), [[0, 0, 0]], [1], w=1.0, mode=mode)
+        for cost in ("seed", "parent"):
+            kw = {"w": 1.0, "mode": mode, "cost": cost}
+            compute_objectness(np.zeros((3, 3, 2), np.float32), [[0, 0]], [1], channel_axis=-1, **kw)
+            compute_objectness(np.zeros((3, 3), np.float32), [[0, 0]], [1], **kw)
+            compute_objectness(np.zeros((3, 3, 3), np.float32), [[0, 0, 0]], [1], **kw)
     print(f"numba: import {t_import:.2f} s, first calls (compile, or load from cache) {time.perf_counter() - t0:.2f} s")
 
     if args.small:
