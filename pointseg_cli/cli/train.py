@@ -107,7 +107,10 @@ def command(
         "--objectness",
         help="paper (region growing), gauss (Gaussian blobs) or a folder of <stem>.objectness.tif [paper].",
     ),
-    w: float = typer.Option(None, "--w", help="Objectness decay in exp(-w*d) [20]."),
+    w: float = typer.Option(None, "--w", help="Objectness decay in exp(-w*d) [2]."),
+    cost: str = typer.Option(
+        None, "--cost", help="Objectness step cost: seed (difference to the seed) or parent (the issue's) [seed]."
+    ),
     gauss_sigma: float = typer.Option(None, "--gauss-sigma", help="Sigma in pixels for --objectness gauss [5]."),
     masks: Path = typer.Option(None, "--masks", help="Folder of masks: full supervision with dense CE."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of images held out [0.2]."),
@@ -143,8 +146,8 @@ def command(
         "crop": _ints(crop, "--crop"), "batch_size": batch_size, "lr": lr, "epochs": epochs,
         "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "losses": _names(losses),
         "lambdas": _floats(lambdas, "--lambdas"), "bg_weight": bg_weight, "point_radius": point_radius,
-        "w": w, "gauss_sigma": gauss_sigma, "val_fraction": val_fraction, "val_images": _names(val_images),
-        "axes": axes, "device": device, "seed": seed,
+        "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "val_fraction": val_fraction,
+        "val_images": _names(val_images), "axes": axes, "device": device, "seed": seed,
     }  # fmt: skip
     given = {k: v for k, v in given.items() if v is not None}
     betas = _floats(beta, "--beta")

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from pointseg_cli.errors import ConfigError, check_choice
+from pointseg_cli.objectness.grow import COSTS as OBJECTNESS_COSTS
+from pointseg_cli.objectness.pipeline import DEFAULT_W
 
 ARCHS = ("fpn", "unet3d")
 ENCODERS = ("resnet18", "resnet34", "resnet50")
@@ -64,8 +66,9 @@ class TrainConfig:
     beta_obj: float = 0.5
     objectness: str = "paper"
     objectness_dir: str | None = None
-    w: float = 20.0  # objectness decay; same default as the objectness engine (tuned there on BBBC007)
+    w: float = DEFAULT_W  # objectness decay; the objectness engine's default (tuned there on BBBC007)
     objectness_mode: str = "paper"
+    objectness_cost: str = "seed"
     connectivity: int = 1
     gauss_sigma: float = 5.0
     supervision: str = "points"
@@ -89,6 +92,7 @@ class TrainConfig:
         check_choice("encoder", self.encoder, ENCODERS)
         check_choice("objectness", self.objectness, OBJECTNESS_KINDS)
         check_choice("objectness mode", self.objectness_mode, OBJECTNESS_MODES)
+        check_choice("objectness cost", self.objectness_cost, OBJECTNESS_COSTS)
         check_choice("supervision", self.supervision, SUPERVISION)
         check_choice("device", self.device, DEVICES)
         if self.ndim != _NDIM[self.arch]:
@@ -172,6 +176,7 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training config keys {unknown}; expected a subset of {sorted(names)}")
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        kw.setdefault("objectness_cost", "parent")  # runs saved before the option existed used the parent cost
         return cls(**kw)
 
     def to_json(self, path: str | Path) -> Path:

@@ -162,7 +162,10 @@ def read_class_mask(path: Path, shape: tuple[int, ...], n_classes: int, *, axes:
 
 def _cache_key(config: TrainConfig, pts: np.ndarray, cls: np.ndarray, shape: tuple[int, ...]) -> str:
     h = hashlib.sha1()
-    fields = (config.objectness, config.w, config.objectness_mode, config.connectivity, config.gauss_sigma)
+    fields = (
+        config.objectness, config.w, config.objectness_mode, config.objectness_cost, config.connectivity,
+        config.gauss_sigma,
+    )
     h.update(repr((fields, sorted(config.normalization.items()), shape, len(config.classes))).encode())
     h.update(np.ascontiguousarray(pts).tobytes())
     h.update(np.ascontiguousarray(cls).tobytes())
@@ -189,6 +192,7 @@ def _objectness(
         ocfg = ObjectnessConfig(
             w=config.w,
             mode=config.objectness_mode,
+            cost=config.objectness_cost,
             connectivity=config.connectivity,
             normalization=Normalization.from_dict(config.normalization),
         )

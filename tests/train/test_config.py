@@ -47,3 +47,16 @@ def test_invalid_values_raise_config_error(kw: dict, match: str) -> None:
 def test_unknown_key_rejected() -> None:
     with pytest.raises(ConfigError, match="unknown training config keys"):
         TrainConfig.from_dict({"arch": "fpn", "bogus": 1})
+
+
+def test_objectness_cost_defaults_follow_the_objectness_engine() -> None:
+    from pointseg_cli.objectness import DEFAULT_W, ObjectnessConfig
+
+    cfg = TrainConfig()
+    assert cfg.objectness_cost == ObjectnessConfig().cost == "seed"
+    assert cfg.w == DEFAULT_W
+    # a config saved before the option existed was trained with the parent cost
+    old = {k: v for k, v in cfg.to_dict().items() if k != "objectness_cost"}
+    assert TrainConfig.from_dict(old).objectness_cost == "parent"
+    with pytest.raises(ConfigError, match="objectness cost must be one of seed, parent"):
+        TrainConfig(objectness_cost="mean")
