@@ -139,4 +139,6 @@ class RichProgress:
 
 def fail(message: str) -> None:
     """Print one red line on stderr (used for errors the CLI itself detects)."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)

@@ -29,15 +29,15 @@ def command(
 ) -> None:
     """Generate synthetic microscopy with ground truth, to try every command in minutes.
 
-    [b]3d-nuclei[/]: uint16 fluorescence volumes (Z,Y,X) of clustered, touching nuclei with
+    **3d-nuclei**: uint16 fluorescence volumes (Z,Y,X) of clustered, touching nuclei with
     texture, anisotropic blur, uneven illumination and Poisson + Gaussian noise (in the spirit of
-    BBBC024). [b]2d-he[/]: RGB H&E-like tiles with three nucleus classes (epithelial, fibroblast,
+    BBBC024). **2d-he**: RGB H&E-like tiles with three nucleus classes (epithelial, fibroblast,
     lymphocyte) on fibrous stroma, with per-tile stain variation.
 
     Writes NAME.tif, NAME.labels.tif (instance ids), NAME.classes.tif (class id per pixel) and
     classes.txt (class names in id order).
 
-    [b]Example[/]:
+    Example:
 
         pointseg demo-data demo3d --kind 3d-nuclei --n 4 --size 32x128x128
 

@@ -84,3 +84,14 @@ def test_global_options_reach_commands_without_ctx(runner):
     res = runner.invoke(_app_with(boom), ["--quiet", "--debug", "boom"])
     assert res.exit_code == 0
     assert seen["state"].quiet and seen["state"].debug
+
+
+def test_error_text_with_brackets_is_printed_verbatim(runner):
+    from pointseg_cli.errors import InputError
+
+    def boom() -> None:
+        raise InputError("class [nucleus] unknown; expected one of [bold] or [/]")
+
+    res = runner.invoke(_app_with(boom), ["boom"])
+    assert res.exit_code == 2
+    assert "class [nucleus] unknown; expected one of [bold] or [/]" in res.stderr
