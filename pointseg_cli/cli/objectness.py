@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from pointseg_cli.cli._common import RichProgress, console, get_state
@@ -121,14 +122,14 @@ def command(
                       ("status", "left")):
         t.add_column(col, justify=just)
     for o in run.outcomes:
-        status = "[green]ok[/]" if o.error is None else f"[red]{o.error}[/]"
+        status = "[green]ok[/]" if o.error is None else f"[red]{escape(o.error)}[/]"
         t.add_row(o.stem, str(o.seeds), "x".join(map(str, o.shape)), f"{o.seconds:.2f}", status)
     console.print(t)
     if run.skipped:
         console.print(f"{len(run.skipped)} image(s) without points skipped")
     if run.missing:
         console.print(f"[yellow]{len(run.missing)} image name(s) in the points file not found:[/] "
-                      + ", ".join(run.missing[:5]))
+                      + escape(", ".join(run.missing[:5])))
     console.print(f"classes: {', '.join(run.classes)}; settings in {run.sidecar}")
     if run.failed:
         if len(run.outcomes) == 1:
