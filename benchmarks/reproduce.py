@@ -68,13 +68,18 @@ from pointseg_cli.demo import HE_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ("synth3d", "bbbc007", "synth-he")
-ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Full")
+ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Ours (parent cost)", "Full")
+#: Rows run unless --rows says otherwise (the paper's six).
+DEFAULT_ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Full")
 ROW_ARGS = {
     "pCE": ["--losses", "pce"],
     "pCE+Img": ["--losses", "pce,img"],
     "pCE+Obj": ["--losses", "pce,obj"],
     "Gauss Obj": ["--losses", "pce,img,obj", "--objectness", "gauss"],
     "pCE+Img+Obj": ["--losses", "pce,img,obj"],
+    # ours with issue 3's objectness step cost (difference to the parent pixel) instead of the default
+    # seed cost; its w comes from --parent-w (that cost's distances are ~10x smaller)
+    "Ours (parent cost)": ["--losses", "pce,img,obj", "--cost", "parent"],
     "Full": None,  # filled with --masks DIR per data set
 }
 #: The paper's numbers (Table 1), for the notes under each table.
@@ -297,11 +302,20 @@ def prepare(ds: str, base: Path, run: Runner, *, quick: bool, bbbc007: Path) -> 
     if len(images) < n_train + n_val + n_test:
         raise RuntimeError(f"{src} holds {len(images)} images; the split needs {n_train + n_val + n_test}")
     stems = [image_stem(p) for p in images]
-    split = {
-        "train": stems[:n_train],
-        "val": stems[n_train : n_train + n_val],
-        "test": stems[n_train + n_val : n_train + n_val + n_test],
-    }
+    if ds == "bbbc007":
+        # the split of docs/training.md and models/train_defaults.sh: by sorted index i, i % 7 == 5
+        # validation, i % 7 == 6 test, the rest train (both acquisition series in every part)
+        split = {
+            "train": [s for i, s in enumerate(stems) if i % 7 < 5],
+            "val": [s for i, s in enumerate(stems) if i % 7 == 5],
+            "test": [s for i, s in enumerate(stems) if i % 7 == 6],
+        }
+    else:
+        split = {
+            "train": stems[:n_train],
+            "val": stems[n_train : n_train + n_val],
+            "test": stems[n_train + n_val : n_train + n_val + n_test],
+        }
     if (src / "classes.txt").exists() and (src / "classes.txt").read_text().split() != classes:
         raise RuntimeError(f"{src / 'classes.txt'} lists other classes than {classes}")
     for sub in ("images", "test", "inst", "masks", "gt"):  # no stale files from an earlier layout
@@ -316,9 +330,12 @@ def prepare(ds: str, base: Path, run: Runner, *, quick: bool, bbbc007: Path) -> 
         labels = read_image(inst)
         sem = read_image(sem_path) if sem_path.exists() else (labels > 0).astype(np.uint8)
         axes = "ZYX" if sem.ndim == 3 else "YX"
-        out = base / ("gt" if part == "test" else "masks") / f"{stem}.labels.tif"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_tiff(out, sem.astype(np.uint8), axes=axes, compression="zlib")
+        if part == "test" and len(classes) == 1:  # instance ids: evaluate --gt-binary --instances
+            _link(inst, base / "gt" / inst.name)
+        else:
+            out = base / ("gt" if part == "test" else "masks") / f"{stem}.labels.tif"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_tiff(out, sem.astype(np.uint8), axes=axes, compression="zlib")
         if part == "images":
             _link(inst, base / "inst" / inst.name)
     split["classes"] = classes
@@ -381,6 +398,7 @@ def run_one(
     device: str,
     extra: list[str],
     keep: bool = False,
+    parent_w: float = 20.0,
 ) -> dict:
     """Train, export, segment the test split, evaluate; return the evaluation summary.
 
@@ -388,10 +406,13 @@ def run_one(
     exported (``config.json``, ``metrics.csv``, ``curves.png``, ``model.onnx`` and predictions stay).
     """
     setup = SETUPS[ds]
-    rdir = base / "runs" / row.replace("+", "_").replace(" ", "_").lower() / f"seed{seed}"
+    slug = "".join(ch if ch.isalnum() else "_" for ch in row.lower()).strip("_")
+    rdir = base / "runs" / slug / f"seed{seed}"
     if rdir.exists():
         shutil.rmtree(rdir)
     row_args = ROW_ARGS[row] if row != "Full" else ["--masks", str(base / "masks")]
+    if row == "Ours (parent cost)":
+        row_args = [*row_args, "--w", f"{parent_w:g}"]
     train_args = list(setup.quick_args if quick else setup.train_args)
     val = ",".join(split["val"]) if split["val"] else None
     run(
@@ -401,7 +422,6 @@ def run_one(
         "--out",
         rdir,
         *train_args,
-        *row_args,
         *(["--val-images", val, "--val-masks", base / "masks"] if val else []),
         "--classes",
         ",".join(split["classes"]),
@@ -410,6 +430,7 @@ def run_one(
         "--device",
         device,
         *extra,
+        *row_args,  # last, so that --train-args (e.g. a tuned --w) cannot undo a row's own flags
         name=f"{ds}-{rdir.parent.name}-{seed}-train",
     )
     model = rdir / "model.onnx"
@@ -436,6 +457,8 @@ def run_one(
         base / "gt",
         "--classes",
         ",".join(split["classes"]) or "nucleus",
+        # one object class: gt/ holds instance ids, so instance F1 is scored too
+        *(["--gt-binary", "--instances"] if len(split["classes"]) == 1 else []),
         "--json",
         report,
         name=f"{ds}-{rdir.parent.name}-{seed}-evaluate",
@@ -510,9 +533,11 @@ def summarize_eval(data: dict, classes: list[str]) -> dict:
     iou = overall.get("iou", {})
     if isinstance(iou, list):  # [background, class 1, ...]
         iou = dict(zip(["background", *classes], iou, strict=False))
+    inst = overall.get("instances") or {}
     return {
         "iou": {c: _num(iou.get(c)) for c in classes},
         "miou": _num(overall.get("miou_objects", overall.get("miou"))),
+        "f1": _num(inst.get("f1")),
     }
 
 
@@ -531,7 +556,8 @@ def _fmt(values: list[float]) -> str:
 def dataset_section(res: dict) -> str:
     classes = res["classes"]
     multi = len(classes) > 1
-    head = ["row", *(f"IoU {c}" for c in classes), "mIoU"] if multi else ["row", "IoU (nucleus)"]
+    head = ["row", *(f"IoU {c}" for c in classes), "mIoU"] if multi else ["row", "IoU (nucleus)", "instance F1"]
+    head.append("runs")
     lines = [
         f"## {res['title']}",
         "",
@@ -553,6 +579,9 @@ def dataset_section(res: dict) -> str:
         if multi:
             cells += [_fmt([r["iou"][c] for r in ok]) for c in classes]
         cells.append(_fmt([r["miou"] for r in ok]))
+        if not multi:
+            cells.append(_fmt([r.get("f1", float("nan")) for r in ok]))
+        cells.append(str(len(ok)))
         lines.append("| " + " | ".join(cells) + " |")
     if res.get("tuning"):
         lines += [
@@ -607,14 +636,12 @@ def write_markdown(work: Path, out: Path, quick: bool) -> None:
     print(f"wrote {out}")
 
 
-def _merge(previous: Path, res: dict) -> dict:
+def _merge(old: dict | None, res: dict) -> dict:
     """Keep rows of an earlier run with the same settings that this run did not redo (re-running one row)."""
-    if not previous.exists():
+    if not old:
         return res
-    old = json.loads(previous.read_text())
     same = all(old.get(k) == res[k] for k in ("train_args", "split", "classes", "quick"))
     if not same:
-        print(f"settings changed: {previous} is replaced, not merged", flush=True)
         return res
     kept = {row: runs for row, runs in old.get("rows", {}).items() if row not in res["rows"]}
     merged = dict(
@@ -645,7 +672,17 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--dataset", default="all", help=f"{', '.join(DATASETS)} or all (comma-separated list ok)")
-    p.add_argument("--rows", default=",".join(ROWS), help="comma-separated subset of: " + ", ".join(ROWS))
+    p.add_argument(
+        "--rows",
+        default=",".join(DEFAULT_ROWS),
+        help="comma-separated subset of: " + ", ".join(ROWS) + " (default: all but 'Ours (parent cost)')",
+    )
+    p.add_argument(
+        "--parent-w",
+        type=float,
+        default=20.0,
+        help="w of the 'Ours (parent cost)' row (that cost needs about 10x the seed cost's w)",
+    )
     p.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (>= 3 for the tables)")
     p.add_argument("--quick", action="store_true", help="tiny data and steps, seed 0 only: a smoke test")
     p.add_argument(
@@ -692,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(str(exc))
     out = a.out or (a.work / "results-quick.md" if a.quick else ROOT / "docs" / "results.md")
     failures = 0
+    host = "" if a.dry_run else machine()
     for ds in datasets:
         t0 = time.perf_counter()
         base = dataset_dir(a.work, ds, a.quick)
@@ -720,8 +758,14 @@ def main(argv: list[str] | None = None) -> int:
             "split": {k: split[k] for k in ("train", "val", "test")},
             "rows": {},
         }
-        for row in rows:
-            for seed in seeds:
+        previous = base / "results.json"
+        old = None if a.dry_run or not previous.exists() else json.loads(previous.read_text())
+        if old and not all(old.get(k) == res[k] for k in ("train_args", "split", "classes", "quick")):
+            print(f"settings changed: {previous} will be replaced, not merged", flush=True)
+        # seed-major order, results saved after every run: a run cut short still leaves every row's
+        # first seeds in results.json and the Markdown table
+        for seed in seeds:
+            for row in rows:
                 try:
                     r = run_one(
                         ds,
@@ -734,18 +778,18 @@ def main(argv: list[str] | None = None) -> int:
                         device=a.device,
                         extra=extra,
                         keep=a.keep_checkpoints,
+                        parent_w=a.parent_w,
                     )
                 except RuntimeError as exc:
                     print(f"  !! {exc}", flush=True)
                     failures += 1
                     r = {"error": str(exc)}
                 res["rows"].setdefault(row, []).append({"seed": seed, **r})
-        if a.dry_run:
-            continue
-        res.update(commands=run.commands, work=_rel(a.work), machine=machine(), elapsed_s=time.perf_counter() - t0)
-        (base / "results.json").write_text(json.dumps(_merge(base / "results.json", res), indent=1))
-    if not (a.dry_run or a.prepare_only):
-        write_markdown(a.work, out, a.quick)
+                if a.dry_run:
+                    continue
+                res.update(commands=run.commands, work=_rel(a.work), machine=host, elapsed_s=time.perf_counter() - t0)
+                previous.write_text(json.dumps(_merge(old, res), indent=1))
+                write_markdown(a.work, out, a.quick)
     return 1 if failures else 0
 
 
