@@ -67,7 +67,10 @@ def test_packaged_registry_is_valid_and_embedded_files_match():
     entries = zoo.read_registry()
     assert {e.name for e in entries} >= {"test-2d-gray", "test-2d-rgb", "test-3d", "test-2d-gray-remote"}
     for e in entries:
-        assert "UNTRAINED" in e.description  # honest until real models are trained
+        if e.name.startswith("test-"):
+            assert "UNTRAINED" in e.description  # test models say what they are
+        else:  # a trained model has a model card
+            assert (Path(str(zoo.resources.files("pointseg_cli._models"))) / f"{e.name}.md").is_file()
         if e.embedded:
             assert zoo.sha256_of(zoo.fetch(e.name)) == e.sha256
 
