@@ -110,6 +110,17 @@ def _step_cost(image, refs, cost_mode, p, q, lab, weight):  # noqa: ANN001, ANN2
 
 
 @njit(cache=True)
+def _push_seeds(regions, dist, seeds, seed_labels, hkey, hcnt, hnode):  # noqa: ANN001, ANN202
+    """Label the seeds, set their distance to 0 and push them in order; returns the heap size."""
+    for i in range(seeds.shape[0]):
+        s = seeds[i]
+        regions[s] = seed_labels[i]
+        dist[s] = 0.0
+        _push(hkey, hcnt, hnode, i, 0.0, i, s)
+    return seeds.shape[0]
+
+
+@njit(cache=True)
 def grow_paper(  # noqa: ANN201
     image, regions, dist, offsets, weights, seeds, seed_labels, refs, cost_mode, hkey, hcnt, hnode  # noqa: ANN001
 ):
@@ -119,15 +130,8 @@ def grow_paper(  # noqa: ANN201
     voxels) are the initial heap storage (at least one entry per seed); the heap doubles when
     full. Fills ``regions`` and ``dist`` in place and returns the number of voxels popped.
     """
-    size = 0
-    counter = 0
-    for i in range(seeds.shape[0]):
-        s = seeds[i]
-        regions[s] = seed_labels[i]
-        dist[s] = 0.0
-        _push(hkey, hcnt, hnode, size, 0.0, counter, s)
-        size += 1
-        counter += 1
+    size = _push_seeds(regions, dist, seeds, seed_labels, hkey, hcnt, hnode)
+    counter = size
     popped = 0
     n_off = offsets.shape[0]
     while size > 0:
@@ -163,15 +167,8 @@ def grow_geodesic(  # noqa: ANN201
     storage as for :func:`grow_paper` (``hcnt`` int64: a voxel can be pushed several times).
     Returns the number of settled voxels.
     """
-    size = 0
-    counter = 0
-    for i in range(seeds.shape[0]):
-        s = seeds[i]
-        regions[s] = seed_labels[i]
-        dist[s] = 0.0
-        _push(hkey, hcnt, hnode, size, 0.0, counter, s)
-        size += 1
-        counter += 1
+    size = _push_seeds(regions, dist, seeds, seed_labels, hkey, hcnt, hnode)
+    counter = size
     settled = 0
     n_off = offsets.shape[0]
     while size > 0:
