@@ -561,7 +561,7 @@ def dataset_section(res: dict) -> str:
     lines = [
         f"## {res['title']}",
         "",
-        f"Split (by sorted name): train {res['split']['train']}, "
+        f"Split: train {res['split']['train']}, "
         f"val {res['split']['val']}, test {res['split']['test']}. Seeds: {res['seeds']}. "
         f"{'QUICK smoke-test budget: numbers are meaningless.' if res['quick'] else ''}",
         "",
