@@ -103,109 +103,33 @@ class Setup:
     quick_size: str = ""
 
 
+def _flags(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_FPN_TRAIN = _flags("--arch fpn --encoder resnet18 --crop 128,128 --batch-size 16 --epochs 20 --steps-per-epoch 25")
+_FPN_QUICK = _flags("--arch fpn --encoder resnet18 --crop 64,64 --batch-size 2 --epochs 1 --steps-per-epoch 3")
+
 SETUPS = {
     "synth3d": Setup(
         "synth3d",
         "Synthetic 3D nuclei (3D U-Net)",
         (10, 2, 2),
-        (
-            "--arch",
-            "unet3d",
-            "--base-filters",
-            "16",
-            "--filter-growth",
-            "2",
-            "--crop",
-            "32,64,64",
-            "--batch-size",
-            "4",
-            "--epochs",
-            "20",
-            "--steps-per-epoch",
-            "25",
+        _flags(
+            "--arch unet3d --base-filters 16 --filter-growth 2 --crop 32,64,64 --batch-size 4 "
+            "--epochs 20 --steps-per-epoch 25"
         ),
-        (
-            "--arch",
-            "unet3d",
-            "--base-filters",
-            "4",
-            "--crop",
-            "16,32,32",
-            "--batch-size",
-            "2",
-            "--epochs",
-            "1",
-            "--steps-per-epoch",
-            "3",
-        ),
+        _flags("--arch unet3d --base-filters 4 --crop 16,32,32 --batch-size 2 --epochs 1 --steps-per-epoch 3"),
         size="48x128x128",
         quick_size="24x64x64",
     ),
-    "bbbc007": Setup(
-        "bbbc007",
-        "BBBC007 fluorescence nuclei, 2D (FPN)",
-        (10, 2, 2),
-        (
-            "--arch",
-            "fpn",
-            "--encoder",
-            "resnet18",
-            "--crop",
-            "128,128",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "20",
-            "--steps-per-epoch",
-            "25",
-        ),
-        (
-            "--arch",
-            "fpn",
-            "--encoder",
-            "resnet18",
-            "--crop",
-            "64,64",
-            "--batch-size",
-            "2",
-            "--epochs",
-            "1",
-            "--steps-per-epoch",
-            "3",
-        ),
-    ),
+    "bbbc007": Setup("bbbc007", "BBBC007 fluorescence nuclei, 2D (FPN)", (10, 2, 2), _FPN_TRAIN, _FPN_QUICK),
     "synth-he": Setup(
         "synth-he",
         "Synthetic 2D H&E, 3 nucleus classes (FPN)",
         (10, 2, 2),
-        (
-            "--arch",
-            "fpn",
-            "--encoder",
-            "resnet18",
-            "--crop",
-            "128,128",
-            "--batch-size",
-            "16",
-            "--epochs",
-            "20",
-            "--steps-per-epoch",
-            "25",
-        ),
-        (
-            "--arch",
-            "fpn",
-            "--encoder",
-            "resnet18",
-            "--crop",
-            "64,64",
-            "--batch-size",
-            "2",
-            "--epochs",
-            "1",
-            "--steps-per-epoch",
-            "3",
-        ),
+        _FPN_TRAIN,
+        _FPN_QUICK,
         size="256x256",
         quick_size="128,128",
     ),
