@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -123,6 +124,14 @@ def command(
     no_augment: bool = typer.Option(False, "--no-augment", help="Switch augmentation off."),
     no_amp: bool = typer.Option(False, "--no-amp", help="No mixed precision on CUDA."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from last.pt."),
+    stain_normalize: Path = typer.Option(
+        None, "--stain-normalize",
+        help="RGB H&E target image: stain-normalise every image to its colours (2D RGB only); "
+        "the reference is saved with the model, so segment applies it without the target.",
+    ),
+    stain_method: str = typer.Option(
+        None, "--stain-method", help="Stain estimation with --stain-normalize: vahadane or macenko [vahadane]."
+    ),
 ) -> None:
     """Train a segmentation network from point annotations (the paper's pCE + objectness + image losses).
 
@@ -134,9 +143,11 @@ def command(
     pointseg train points.csv images/ --out runs/nuclei --val-masks masks/ --epochs 30
 
     pointseg train points.csv volumes/ --out runs/3d --arch unet3d --crop 32,64,64 --batch-size 4
+
+    pointseg train points.csv he_tiles/ --out runs/he --stain-normalize he_tiles/reference.tif
     """
     from pointseg_cli.io.points import read_points_csv
-    from pointseg_cli.train.config import TrainConfig
+    from pointseg_cli.train.config import TrainConfig, default_normalization
     from pointseg_cli.train.loop import data_settings, train
 
     if not points.is_file():
@@ -173,13 +184,25 @@ def command(
         given["augment"] = False
     if no_amp:
         given["amp"] = False
+    if stain_method is not None and stain_normalize is None:
+        raise ConfigError(f"--stain-method {stain_method} needs --stain-normalize TARGET (an RGB H&E image)")
+    stain = None
+    if stain_normalize is not None:
+        from pointseg_cli.io.stain import reference_from_file
+
+        stain = reference_from_file(stain_normalize, method=stain_method or "vahadane")
     class_order = _names(classes)
     if resume and (out / "config.json").is_file():
-        config = TrainConfig.from_json(out / "config.json").replace(**given)
+        saved = TrainConfig.from_json(out / "config.json")
+        if stain is not None:
+            given["normalization"] = {**saved.normalization, "stain": stain}
+        config = saved.replace(**given)
     else:
         table = read_points_csv(points, classes=class_order)
         settings = data_settings(table, images, axes=axes)
         given.setdefault("arch", DIMENSION_ARCH[settings.ndim])
+        if stain is not None:
+            given["normalization"] = {**default_normalization(), "stain": stain}
         config = TrainConfig(ndim=settings.ndim, channels=settings.channels, classes=settings.classes, **given)
     table = read_points_csv(points, classes=config.classes)
     state = get_state()
@@ -200,6 +223,9 @@ def command(
         if not math.isnan(last.get("val_miou", math.nan)):
             final += f", val mIoU {last['val_miou']:.4f}"
         summary.add_row("last epoch", final)
+    if config.normalization.get("stain"):
+        ref = config.normalization["stain"]
+        summary.add_row("stain", escape(f"normalised to {ref.get('target', 'the reference')} ({ref['method']})"))
     summary.add_row("time", f"{result.seconds:.1f} s")
     summary.add_row("files", "config.json, best.pt, last.pt, metrics.csv, curves.png")
     console.print(summary)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pointseg_cli.errors import ConfigError, check_choice
+from pointseg_cli.io.stain import check_reference
 from pointseg_cli.objectness.grow import COSTS as OBJECTNESS_COSTS
 from pointseg_cli.objectness.pipeline import DEFAULT_W
 
@@ -33,7 +34,8 @@ _DIVISOR = {"fpn": 32, "unet3d": 8}
 _NDIM = {"fpn": 2, "unet3d": 3}
 
 
-def _default_normalization() -> dict[str, Any]:
+def default_normalization() -> dict[str, Any]:
+    """The training default: percentiles 1 and 99.8 per channel (a fresh dict)."""
     return {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": True}
 
 
@@ -43,6 +45,9 @@ class TrainConfig:
 
     ``crop`` and ``batch_size`` left as ``None`` take the paper's defaults for ``ndim``
     (2D 128×128 / 64, 3D 32×64×64 / 20). ``lambdas`` are (λ_point, λ_obj, λ_img).
+    ``normalization`` is ``Normalization.to_dict()`` plus, for H&E training, an optional
+    ``"stain"`` entry (:func:`pointseg_cli.io.stain.stain_reference` of the target image): every
+    image is then stain-normalised to it before intensity normalisation (2-D RGB only).
     """
 
     arch: str = "fpn"
@@ -74,7 +79,7 @@ class TrainConfig:
     supervision: str = "points"
     masks_dir: str | None = None
     val_masks_dir: str | None = None
-    normalization: dict[str, Any] = field(default_factory=_default_normalization)
+    normalization: dict[str, Any] = field(default_factory=default_normalization)
     axes: str | None = None
     seed: int = 0
     val_fraction: float = 0.2
@@ -157,6 +162,13 @@ class TrainConfig:
         _positive_int("prefetch", self.prefetch)
         if not isinstance(self.normalization, dict) or "method" not in self.normalization:
             raise ConfigError(f"normalization must be a dict with a 'method'; got {self.normalization!r}")
+        if self.normalization.get("stain") is not None:
+            set_(self, "normalization", {**self.normalization, "stain": check_reference(self.normalization["stain"])})
+            if self.ndim != 2 or self.channels != 3:
+                raise ConfigError(
+                    "stain normalisation (--stain-normalize) needs 2-D RGB training images (3 channels); "
+                    f"the images are {self.ndim}-D with {self.channels} channel(s)"
+                )
 
     @property
     def divisor(self) -> int:

@@ -18,6 +18,7 @@ from pointseg_cli.errors import ImageFormatError, InputError, PointsError
 from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_image, read_info
 from pointseg_cli.io.normalize import Normalization, normalize_image
 from pointseg_cli.io.points import PointTable
+from pointseg_cli.io.stain import normalize_to_reference
 from pointseg_cli.progress import ProgressCallback, noop_progress
 from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.targets import gaussian_soft_labels
@@ -248,7 +249,14 @@ def prepare_data(
     images : sequence of paths
         Image files, folders or globs.
     cache_dir : path, optional
-        Where objectness arrays are cached (the run dir's ``cache/``).
+        Where objectness arrays are cached (the run dir's ``cache/``; created only when the
+        first array is written, so a run that fails here leaves no folder behind).
+
+    Notes
+    -----
+    With a ``"stain"`` entry in ``config.normalization`` each RGB image is first stain-normalised
+    to that reference (its own stains fitted on the image), then objectness and intensity
+    normalisation see the normalised colours.
 
     Raises
     ------
@@ -259,11 +267,10 @@ def prepare_data(
     paths, infos = scan_images(points, images, axes=config.axes)
     table = points.with_classes(config.classes)
     train_stems, val_stems = split_stems(table.stems, config)
-    cache = Path(cache_dir) if cache_dir is not None else None
-    if cache is not None:
-        cache.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir is not None else None  # created by the first cached file
     k = len(config.classes)
     norm = Normalization.from_dict(config.normalization)
+    stain = config.normalization.get("stain")
     out: dict[str, list[ImageData]] = {"train": [], "val": []}
     stems = train_stems + val_stems
     for i, stem in enumerate(stems):
@@ -275,6 +282,9 @@ def prepare_data(
                 "use a smaller --crop"
             )
         raw = read_image(paths[stem], axes=config.axes)
+        if stain is not None:
+            # the stain-normalised colours feed both the objectness and the network
+            raw = normalize_to_reference(raw, stain, what=f"training image '{stem}'")
         sub = table.for_image(stem)
         pts = sub.pixel_coords(config.ndim)
         cls = sub.class_ids()

@@ -97,3 +97,63 @@ def test_progress_monitor_shows_stages_and_loss_terms() -> None:
         off.stage("preparing images", 1, 2)
         off(StepInfo(1, 3, 1, 0.5, {}, 1e-3, 2.0))
         assert off.progress is None
+
+
+@pytest.fixture
+def he(tmp_path):
+    from tests.train.he_synthetic import make_he_dataset
+
+    make_he_dataset(tmp_path, shape=(64, 64))
+    return tmp_path
+
+
+def test_stain_normalize_is_recorded_in_config_and_onnx_metadata(runner, he) -> None:
+    from pointseg_cli.export.metadata import read_model_metadata
+    from pointseg_cli.io.stain import reference_from_file
+
+    res = _train(runner, he, "--max-steps", "1", "--val-fraction", "0", "--stain-normalize", str(he / "target.tif"),
+                 "--stain-method", "macenko")
+    assert res.exit_code == 0, res.output
+    assert "normalised to target.tif (macenko)" in res.output
+    stain = json.loads((he / "run" / "config.json").read_text())["normalization"]["stain"]
+    assert stain == reference_from_file(he / "target.tif", method="macenko")
+    res = runner.invoke(app, ["export", str(he / "run"), "--out", str(he / "he.onnx")])
+    assert res.exit_code == 0, res.output
+    meta = read_model_metadata(he / "he.onnx")
+    assert meta.channels == 3 and meta.normalization["stain"] == stain
+    # --resume keeps the saved reference; the same target again is accepted, another one is not
+    res = runner.invoke(app, ["train", str(he / "points.csv"), str(he / "images"), "--out", str(he / "run"),
+                              "--resume", "--max-steps", "2"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", str(he / "points.csv"), str(he / "images"), "--out", str(he / "run"),
+                              "--resume", "--max-steps", "3", "--stain-normalize", str(he / "images" / "he0.tif")])
+    assert res.exit_code == 2 and "normalization (saved" in res.output
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--stain-normalize", "{gray}"], "stain target 'img0.tif' must be a 2-D RGB image (Y, X, 3); got YX (40, 40)"),
+        (["--stain-normalize", "{missing}"], "does not exist"),
+        (["--stain-normalize", "{rgb}", "--stain-method", "reinhard"], "stain method must be one of"),
+        (["--stain-method", "macenko"], "--stain-method macenko needs --stain-normalize"),
+    ],
+)
+def test_bad_stain_options_exit_2_without_run_dir(runner, he, extra, message) -> None:
+    paths = {"{gray}": str(he / "gray" / "images" / "img0.tif"), "{missing}": str(he / "none.tif"),
+             "{rgb}": str(he / "target.tif")}
+    make_dataset(he / "gray", n_images=1, shape=(40, 40), n_objects=2, radius=4)
+    res = _train(runner, he, "--max-steps", "1", *[paths.get(a, a) for a in extra])
+    assert res.exit_code == 2, res.output
+    assert message in " ".join(res.output.split())
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (he / "run").exists()
+
+
+def test_stain_normalize_on_grayscale_images_exit_2_without_run_dir(runner, he) -> None:
+    gray = he / "gray"
+    make_dataset(gray, n_images=2, shape=(40, 40), n_objects=3, radius=4)
+    res = _train(runner, gray, "--max-steps", "1", "--stain-normalize", str(he / "target.tif"))
+    assert res.exit_code == 2, res.output
+    assert "needs 2-D RGB training images (3 channels); the images are 2-D with 1 channel(s)" in res.output
+    assert not (gray / "run").exists()

@@ -60,3 +60,14 @@ def test_objectness_cost_defaults_follow_the_objectness_engine() -> None:
     assert TrainConfig.from_dict(old).objectness_cost == "parent"
     with pytest.raises(ConfigError, match="objectness cost must be one of seed, parent"):
         TrainConfig(objectness_cost="mean")
+
+
+def test_stain_entry_is_validated_and_needs_2d_rgb() -> None:
+    ref = {"method": "macenko", "matrix": [[0.65, 0.07], [0.70, 0.99], [0.29, 0.11]], "max": [1, 2]}
+    cfg = TrainConfig(channels=3, normalization={"method": "percentile", "stain": ref})
+    assert cfg.normalization["stain"]["max"] == [1.0, 2.0]
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match=r"needs 2-D RGB training images \(3 channels\); the images are 2-D with 1"):
+        TrainConfig(channels=1, normalization={"method": "percentile", "stain": ref})
+    with pytest.raises(ConfigError, match="must be a dict with method, matrix and max"):
+        TrainConfig(channels=3, normalization={"method": "percentile", "stain": {"method": "macenko"}})

@@ -98,3 +98,36 @@ def test_mask_lookup_and_class_ids(data) -> None:
     np.testing.assert_array_equal(read_class_mask(data / "m.tif", (2, 2), 1), [[0, 1], [1, 1]])
     with pytest.raises(InputError, match="expected class ids 0..2"):
         read_class_mask(data / "m.tif", (2, 2), 2)
+
+
+def test_stain_reference_normalises_images_before_objectness_and_intensity(tmp_path) -> None:
+    from pointseg_cli.io.images import read_image
+    from pointseg_cli.io.normalize import normalize_image
+    from pointseg_cli.io.stain import normalize_to_reference, reference_from_file
+    from pointseg_cli.objectness.pipeline import ObjectnessConfig, objectness_for_image
+
+    from .he_synthetic import make_he_dataset
+
+    csv, images, _, target = make_he_dataset(tmp_path)
+    table = read_points_csv(csv)
+    ref = reference_from_file(target)
+    plain = _cfg(classes=("nucleus",), channels=3, val_fraction=0.0)
+    stained = plain.replace(normalization={**plain.normalization, "stain": ref})
+    got = prepare_data(stained, table, [images], cache_dir=tmp_path / "cache")
+    raw = read_image(images / "he0.tif")
+    colours = normalize_to_reference(raw, ref)
+    assert np.abs(colours.astype(int) - raw).mean() > 1  # the mapping really changes the pixels
+    want = np.moveaxis(normalize_image(colours, channel_axis=-1), -1, 0)
+    np.testing.assert_allclose(got.train[0].image, want, atol=1e-6)
+    obj = objectness_for_image(colours, table.for_image("he0"), config=ObjectnessConfig(), channel_axis=-1)
+    np.testing.assert_allclose(got.train[0].soft, obj.soft_labels(1).astype(np.float16))
+    # the cache key covers the stain entry: the plain run computes (and caches) its own objectness
+    prepare_data(plain, table, [images], cache_dir=tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("he0.*.npz"))) == 2
+
+
+def test_failing_preparation_leaves_no_cache_folder(data) -> None:
+    table = read_points_csv(data / "points.csv")
+    with pytest.raises(InputError, match="is larger than image"):
+        prepare_data(_cfg(crop=(64, 64)), table, [data / "images"], cache_dir=data / "run" / "cache")
+    assert not (data / "run").exists()
