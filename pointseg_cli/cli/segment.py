@@ -57,12 +57,18 @@ def command(
     preview: bool = typer.Option(False, "--preview", help="Also write <stem>.preview.png (overlay on a slice)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs already exist."),
     axes: str | None = typer.Option(None, "--axes", help="Override the stored axes, e.g. ZYX, CZYX, YXC."),
+    no_stain_normalize: bool = typer.Option(
+        False, "--no-stain-normalize",
+        help="Skip the model's H&E stain normalisation (for images already normalised to its target).",
+    ),
 ) -> None:
     """Segment images and volumes with a trained model; writes <stem>.labels.tif (uint8 class ids).
 
     Inputs are processed one by one: a file whose outputs exist is skipped (unless --overwrite), a
     file that fails is reported and the batch goes on; the exit code is 1 if any file failed.
     Outputs are written atomically, so an interrupted run leaves no partial files.
+    A model trained with --stain-normalize maps each RGB input's stain colours onto its training
+    target first (no target image needed; --no-stain-normalize switches this off).
 
     Example
     -------
@@ -77,7 +83,7 @@ def command(
     check_choice("precision", precision, PRECISION_CHOICES)
     options = SegmentOptions(
         tile=_parse_tile(tile), overlap=overlap, blend=blend, batch_size=batch_size,
-        probabilities=probabilities, preview=preview,
+        probabilities=probabilities, preview=preview, stain=not no_stain_normalize,
     )
     paths = find_images(inputs)
     state = get_state()
@@ -91,6 +97,10 @@ def command(
             predictors[key] = make_predictor(model_path, device=device, precision=precision)
             pred = predictors[key]
             log.info("model %s runs on %s", model_path, pred.provider)  # type: ignore[attr-defined]
+            stain = pred.metadata.normalization.get("stain")  # type: ignore[attr-defined]
+            if stain:
+                log.info("stain normalisation to %s (%s) %s", stain.get("target", "the training target"),
+                         stain.get("method"), "skipped (--no-stain-normalize)" if no_stain_normalize else "on")
         return predictors[key]
 
     if model is not None:

@@ -9,6 +9,11 @@ whole image is done, so an error or a kill leaves nothing under the final names.
 
 :func:`segment_array` and :func:`segment_block` run the same engine on an in-memory array, the
 latter on one block plus its halo (the unit a Dask ``map_overlap`` layer would call).
+
+Models trained with ``--stain-normalize`` carry a stain reference in their normalisation
+(``normalization["stain"]``): the input's own stains are fitted once on the same subsample, each
+slab is mapped onto the reference pixel by pixel, and the intensity statistics are computed on the
+stain-normalised subsample, so inference sees the colours the network was trained on.
 """
 
 from __future__ import annotations
@@ -22,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from pointseg_cli.errors import ConfigError, ImageFormatError, check_choice
+from pointseg_cli.errors import ConfigError, ImageFormatError, ModelError, check_choice
 from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, write_preview
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.stream import Rows, run_stream
 from pointseg_cli.infer.tiling import BLEND_MODES, TileGrid, make_grid
 from pointseg_cli.io.normalize import Normalization, NormStats, apply_normalization, compute_stats
+from pointseg_cli.io.stain import StainModel, apply_stains, check_reference, fit_stains
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,9 @@ class SegmentOptions:
     edge_trim : int, optional
         Voxels at inner tile edges that get the minimum blend weight (default: a quarter of the
         overlap; 0 for the plain window). See :meth:`~pointseg_cli.infer.tiling.TileGrid.axis_windows`.
+    stain : bool
+        Apply the model's stain normalisation when it has one (``--no-stain-normalize`` sets
+        False, for images whose stains are already normalised).
     """
 
     tile: tuple[int, ...] | None = None
@@ -66,6 +75,7 @@ class SegmentOptions:
     probabilities: str | None = None
     preview: bool = False
     edge_trim: int | None = None
+    stain: bool = True
 
     def __post_init__(self) -> None:
         check_choice("blend", self.blend, BLEND_MODES)
@@ -133,10 +143,48 @@ def _grid_for(spatial: tuple[int, ...], predictor: Predictor, options: SegmentOp
 
 
 def _norm_of(predictor: Predictor) -> Normalization:
-    data = predictor.metadata.normalization
-    if data.get("stain"):
-        log.warning("the model's stain normalisation is not applied by segment (only intensity scaling)")
-    return Normalization.from_dict(data)
+    return Normalization.from_dict(predictor.metadata.normalization)
+
+
+def _stain_of(predictor: Predictor, options: SegmentOptions) -> dict[str, Any] | None:
+    """The model's stain reference, or None (the model has none, or ``options.stain`` is off)."""
+    data = predictor.metadata.normalization.get("stain")
+    if not data or not options.stain:
+        return None
+    try:
+        return check_reference(data, what="the model's stain reference")
+    except ConfigError as exc:
+        raise ModelError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class InputStatistics:
+    """Whole-image quantities that every tile of an image shares.
+
+    ``stats``: intensity statistics (of the stain-normalised pixels when ``stain_source`` is
+    set); ``stain_source``: the image's own stain model (:func:`~pointseg_cli.io.stain.fit_stains`),
+    or None when the model has no stain reference.
+    """
+
+    stats: NormStats
+    stain_source: StainModel | None = None
+
+
+def input_statistics(
+    image_like: Any, predictor: Predictor, *, options: SegmentOptions | None = None, name: str = "image"
+) -> InputStatistics:
+    """Statistics of a whole image (array or ``LazyImage``, canonical order) for :func:`segment_block`."""
+    options = options or SegmentOptions()
+    norm, ref = _norm_of(predictor), _stain_of(predictor, options)
+    lazy = hasattr(image_like, "subsample")
+    has_c = image_like.info.channels > 1 if lazy else np.ndim(image_like) == predictor.metadata.ndim + 1
+    ch_axis = -1 if has_c else None
+    if ref is None:
+        return InputStatistics(compute_stats(image_like, norm, channel_axis=ch_axis))
+    sample = image_like.subsample() if lazy else np.asarray(image_like)
+    source = fit_stains(sample, method=ref["method"], what=name)
+    log.debug("%s: stain model %s fitted, mapped onto the model's reference", name, source[0].round(3).tolist())
+    return InputStatistics(compute_stats(apply_stains(sample, source, ref), norm, channel_axis=ch_axis), source)
 
 
 def segment_file(
@@ -178,9 +226,10 @@ def segment_file(
     spatial = tuple(info.spatial_shape)
     _check_compatible(spatial, info.channels, info.axes, info.path.name, predictor)
     grid = _grid_for(spatial, predictor, options)
-    norm = _norm_of(predictor)
+    norm, ref = _norm_of(predictor), _stain_of(predictor, options)
     ch_axis = -1 if info.channels > 1 else None
-    stats = compute_stats(image, norm, channel_axis=ch_axis)
+    whole = input_statistics(image, predictor, options=options, name=f"image '{info.path.name}'")
+    stats, source = whole.stats, whole.stain_source
     image.release()
     nd = len(spatial)
 
@@ -191,6 +240,8 @@ def segment_file(
         return raw if ch_axis is not None else raw[..., None]
 
     def normalize(raw: np.ndarray) -> np.ndarray:
+        if ref is not None and source is not None:
+            raw = apply_stains(raw, source, ref)
         return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
 
     paths = output_paths(out_dir, info.stem, options)
@@ -225,6 +276,8 @@ def segment_file(
             inplane = (slice(None, None, step), slice(None, None, step))
             mid = spatial[0] // 2 if nd == 3 else None
             raw = image.read((slice(mid, mid + 1), *inplane) if nd == 3 else inplane)
+            if ref is not None and source is not None:
+                raw = apply_stains(raw, source, ref)
             plane = apply_normalization(raw, stats, channel_axis=ch_axis, clip=True)
             write_preview(tmp["preview"], plane[0] if nd == 3 else plane, labels_w.plane(mid, step=step))
         labels_w.close()
@@ -259,13 +312,16 @@ def segment_array(
     *,
     options: SegmentOptions | None = None,
     stats: NormStats | None = None,
+    stain_source: StainModel | None = None,
     return_logits: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ArrayResult:
     """Segment an in-memory image in canonical order ``([Z,] Y, X[, C])``.
 
-    ``stats`` fixes the normalisation statistics (pass the whole image's when ``image`` is one
-    block of a bigger one); by default they are computed from ``image``.
+    ``stats`` fixes the normalisation statistics and ``stain_source`` the image's stain model
+    (pass the whole image's, from :func:`input_statistics`, when ``image`` is one block of a
+    bigger one); by default both are computed from ``image``. ``stain_source`` is used only
+    when the model has a stain reference and ``options.stain`` is on.
     """
     options = options or SegmentOptions()
     meta = predictor.metadata
@@ -273,10 +329,11 @@ def segment_array(
     spatial = tuple(image.shape[: meta.ndim])
     has_c = image.ndim == meta.ndim + 1
     _check_compatible(spatial, image.shape[-1] if has_c else 1, "array", "array", predictor)
-    norm = _norm_of(predictor)
-    ch_axis = -1 if has_c else None
-    if stats is None:
-        stats = compute_stats(image, norm, channel_axis=ch_axis)
+    norm, ref = _norm_of(predictor), _stain_of(predictor, options)
+    if stats is None or (ref is not None and stain_source is None):
+        whole = input_statistics(image, predictor, options=options, name="array")
+        stats = whole.stats if stats is None else stats
+        stain_source = whole.stain_source if stain_source is None else stain_source
     grid = _grid_for(spatial, predictor, options)
     labels = np.zeros(spatial, dtype=np.uint8)
     logits = np.zeros((meta.n_outputs, *spatial), dtype=np.float32) if return_logits else None
@@ -286,6 +343,8 @@ def segment_array(
         return x if has_c else x.reshape(*x.shape, channels)
 
     def normalize(raw: np.ndarray) -> np.ndarray:
+        if ref is not None and stain_source is not None:
+            raw = apply_stains(raw, stain_source, ref)
         return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
 
     def sink(rows: Rows) -> None:
@@ -306,21 +365,30 @@ def segment_block(
     *,
     halo: tuple[int, ...],
     stats: NormStats,
+    stain_source: StainModel | None = None,
     options: SegmentOptions | None = None,
 ) -> np.ndarray:
     """Labels of the core of ``block`` (a block plus ``halo`` voxels on each side of each spatial axis).
 
     The building block for a Dask ``map_overlap`` layer: pure, no global state, statistics of the
-    whole image passed in. Returns uint8 labels of shape ``block spatial shape - 2 * halo``.
+    whole image passed in (``stats`` and, for a model with a stain reference, ``stain_source``;
+    both from :func:`input_statistics` of the whole image). Returns uint8 labels of shape
+    ``block spatial shape - 2 * halo``.
     """
     ndim = predictor.metadata.ndim
     if len(halo) != ndim or any(h < 0 for h in halo):
         raise ConfigError(f"halo must have {ndim} non-negative sizes; got {halo}")
-    labels = segment_array(block, predictor, options=options, stats=stats).labels
+    if stain_source is None and _stain_of(predictor, options or SegmentOptions()) is not None:
+        raise ConfigError(
+            "the model stain-normalises its input: pass the whole image's stain_source (input_statistics) "
+            "so that every block gets the same colour mapping"
+        )
+    labels = segment_array(block, predictor, options=options, stats=stats, stain_source=stain_source).labels
     core = tuple(slice(h, s - h) for h, s in zip(halo, labels.shape, strict=True))
     return labels[core]
 
 
 def describe_options(options: SegmentOptions) -> dict[str, Any]:
     """Options as a plain dict (for logs and summaries)."""
-    return {k: getattr(options, k) for k in ("tile", "overlap", "blend", "batch_size", "probabilities", "preview")}
+    keys = ("tile", "overlap", "blend", "batch_size", "probabilities", "preview", "stain")
+    return {k: getattr(options, k) for k in keys}

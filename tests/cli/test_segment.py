@@ -134,3 +134,60 @@ def test_crash_in_the_middle_leaves_no_partial_output(runner, inputs, tmp_path, 
 def test_help_has_example(runner):
     res = runner.invoke(app, ["segment", "--help"], terminal_width=200)
     assert res.exit_code == 0 and "Example" in res.output and "pointseg segment " in res.output
+
+
+@pytest.fixture
+def he_run(tmp_path):
+    """An untrained FPN run dir whose config carries a stain reference, plus an H&E tile."""
+    import torch
+
+    from pointseg_cli.demo import make_he_tile
+    from pointseg_cli.io.stain import stain_reference
+    from pointseg_cli.nets import build_model
+    from pointseg_cli.train.checkpoint import save_checkpoint
+    from pointseg_cli.train.config import TrainConfig, default_normalization
+
+    ref = stain_reference(make_he_tile((64, 64), seed=7).image) | {"target": "ref.tif"}
+    cfg = TrainConfig(encoder="resnet18", base_filters=4, channels=3, classes=("nucleus",), crop=(64, 64),
+                      normalization={**default_normalization(), "stain": ref})
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    cfg.to_json(run / "config.json")
+    save_checkpoint(run / "best.pt", model=build_model(cfg).eval(), config=cfg)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "he.tif", make_he_tile((96, 96), seed=8).image, photometric="rgb")
+    return run, folder
+
+
+def test_stain_model_is_applied_unless_switched_off(runner, he_run, tmp_path, monkeypatch):
+    from pointseg_cli.infer import segment as seg
+    from pointseg_cli.infer.predictors import make_predictor
+    from pointseg_cli.io.images import read_image
+
+    calls: list[tuple[int, ...]] = []
+    real = seg.apply_stains
+
+    def spy(pixels, source, reference, **kw):  # noqa: ANN001, ANN003, ANN202
+        calls.append(np.shape(pixels))
+        return real(pixels, source, reference, **kw)
+
+    monkeypatch.setattr(seg, "apply_stains", spy)
+    run, folder = he_run
+    res = _seg(runner, folder, "--out-dir", tmp_path / "on", "--model", run, "--probabilities", "tif")
+    assert res.exit_code == 0, res.output
+    # once on the statistics subsample (the whole 96x96 tile), then on every batch of tiles
+    assert calls[0] == (96, 96, 3) and len(calls) >= 2 and all(c[-1] == 3 for c in calls)
+    calls.clear()
+    res = _seg(runner, folder, "--out-dir", tmp_path / "off", "--model", run, "--probabilities", "tif",
+               "--no-stain-normalize")
+    assert res.exit_code == 0, res.output
+    assert calls == []
+    pred = make_predictor(run, device="cpu", precision="fp32")
+    image = read_image(folder / "he.tif")
+    for name, stain in (("on", True), ("off", False)):
+        want = seg.segment_array(image, pred, options=seg.SegmentOptions(stain=stain), return_logits=True)
+        probs = tifffile.imread(tmp_path / name / "he.probabilities.tif").astype(np.float32)
+        soft = np.exp(want.logits - want.logits.max(axis=0))
+        np.testing.assert_allclose(probs, soft / soft.sum(axis=0), atol=1e-3)
+        np.testing.assert_array_equal(read_image(tmp_path / name / "he.labels.tif"), want.labels)

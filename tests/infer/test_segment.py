@@ -183,3 +183,83 @@ def test_preview_of_a_large_2d_image_is_subsampled(tmp_path, rng, pred2d, monkey
     tifffile.imwrite(src, rng.random((70, 130)).astype(np.float32))
     res = segment_file(src, tmp_path, pred2d, options=SegmentOptions(preview=True))
     assert read_image(res.preview).shape == (14, 26, 3)  # stride 5
+
+
+# --- models trained with --stain-normalize (a stain reference in their normalisation) ---------------
+
+
+def _stain_pred(ref: dict) -> TorchPredictor:
+    norm = {"method": "percentile", "low": 1.0, "high": 99.8, "per_channel": True, "stain": ref}
+    return TorchPredictor(tiny_net(2, channels=3), make_meta(2, channels=3, norm=norm))
+
+
+@pytest.fixture(scope="module")
+def he_tiles():
+    from pointseg_cli.demo import make_he_tile
+
+    return make_he_tile((96, 112), seed=3).image, make_he_tile((96, 112), seed=4).image
+
+
+def test_stain_reference_is_applied_before_intensity_scaling(tmp_path, he_tiles):
+    from pointseg_cli.io.normalize import normalize_image
+    from pointseg_cli.io.stain import normalize_to_reference, stain_reference
+
+    image, target = he_tiles
+    ref = stain_reference(target)
+    pred = _stain_pred(ref)
+    opts = SegmentOptions(overlap=0.5)
+    res = segment_array(image, pred, options=opts, return_logits=True)
+    colours = normalize_to_reference(image, ref)
+    want = untiled(pred.model, normalize_image(colours, channel_axis=-1), channels=3)
+    np.testing.assert_allclose(res.logits, want, atol=1e-4)
+    off = segment_array(image, pred, options=SegmentOptions(overlap=0.5, stain=False), return_logits=True)
+    np.testing.assert_allclose(off.logits, untiled(pred.model, normalize_image(image, channel_axis=-1), channels=3),
+                               atol=1e-4)
+    assert np.abs(off.logits - res.logits).max() > 0.01
+    # the streamed file path fits the stains on the LazyImage subsample and maps every slab the same way
+    src = tmp_path / "he.tif"
+    tifffile.imwrite(src, image, photometric="rgb")
+    out = segment_file(src, tmp_path / "out", pred, options=SegmentOptions(overlap=0.5, preview=True))
+    np.testing.assert_array_equal(read_image(out.labels), res.labels)
+    assert read_image(out.preview).shape == (96, 112, 3)
+
+
+def test_stain_normalisation_undoes_a_stain_shift(he_tiles):
+    from pointseg_cli.io.stain import stain_reference
+    from tests.train.he_synthetic import shift_stains
+
+    original = he_tiles[0]
+    moved = shift_stains(original)
+    pred = _stain_pred(stain_reference(original))
+
+    def logits(img: np.ndarray, stain: bool) -> np.ndarray:
+        return segment_array(img, pred, options=SegmentOptions(stain=stain), return_logits=True).logits
+
+    with_stain = np.abs(logits(moved, True) - logits(original, True)).mean()
+    without = np.abs(logits(moved, False) - logits(original, False)).mean()
+    assert with_stain < 0.5 * without, (with_stain, without)
+
+
+def test_segment_block_needs_the_whole_images_stain_model(he_tiles):
+    from pointseg_cli.infer.segment import input_statistics
+    from pointseg_cli.io.stain import stain_reference
+
+    image = he_tiles[0]
+    pred = _stain_pred(stain_reference(he_tiles[1]))
+    opts = SegmentOptions(overlap=0.5)
+    whole = input_statistics(image, pred, options=opts)
+    assert whole.stain_source is not None
+    labels = segment_array(image, pred, options=opts).labels
+    block = image[8:72, 16:96]
+    core = segment_block(block, pred, halo=(4, 4), stats=whole.stats, stain_source=whole.stain_source, options=opts)
+    np.testing.assert_array_equal(core, labels[12:68, 20:92])
+    with pytest.raises(ConfigError, match="pass the whole image's stain_source"):
+        segment_block(block, pred, halo=(4, 4), stats=whole.stats, options=opts)
+
+
+def test_malformed_stain_metadata_is_a_model_error(he_tiles):
+    from pointseg_cli.errors import ModelError
+
+    pred = _stain_pred({"method": "vahadane", "matrix": [[1.0, 0.0]], "max": [1.0, 1.0]})
+    with pytest.raises(ModelError, match="the model's stain reference must hold a finite 3x2 stain matrix"):
+        segment_array(he_tiles[0], pred)
