@@ -121,6 +121,10 @@ def test_stain_normalize_is_recorded_in_config_and_onnx_metadata(runner, he) -> 
     assert res.exit_code == 0, res.output
     meta = read_model_metadata(he / "he.onnx")
     assert meta.channels == 3 and meta.normalization["stain"] == stain
+    res = runner.invoke(app, ["segment", str(he / "images" / "he0.tif"), "--model", str(he / "he.onnx"),
+                              "--out-dir", str(he / "seg")])
+    assert res.exit_code == 0, res.output
+    assert (he / "seg" / "he0.labels.tif").is_file()
     # --resume keeps the saved reference; the same target again is accepted, another one is not
     res = runner.invoke(app, ["train", str(he / "points.csv"), str(he / "images"), "--out", str(he / "run"),
                               "--resume", "--max-steps", "2"])
