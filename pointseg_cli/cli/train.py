@@ -102,6 +102,11 @@ def command(
     lambdas: str = typer.Option(None, "--lambdas", help="Weights of L_point,L_obj,L_img [1,1,1]."),
     bg_weight: float = typer.Option(None, "--bg-weight", help="Weight of boundary background pixels [0.1]."),
     point_radius: int = typer.Option(None, "--point-radius", help="Label a ball of this radius per point [0]."),
+    img_margin: int = typer.Option(
+        None, "--img-margin",
+        help="L_img: a class with a point this many pixels outside the crop (none inside) is left out "
+        "of the 'absent' term instead of counted absent [0, the paper's rule].",
+    ),
     beta: str = typer.Option(None, "--beta", help="L_obj class weights background,object [1,0.5]."),
     objectness: str = typer.Option(
         None,
@@ -157,6 +162,7 @@ def command(
         "crop": _ints(crop, "--crop"), "batch_size": batch_size, "lr": lr, "epochs": epochs,
         "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "losses": _names(losses),
         "lambdas": _floats(lambdas, "--lambdas"), "bg_weight": bg_weight, "point_radius": point_radius,
+        "img_margin": img_margin,
         "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "val_fraction": val_fraction,
         "val_images": _names(val_images), "axes": axes, "device": device, "seed": seed,
     }  # fmt: skip

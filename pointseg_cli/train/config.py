@@ -67,6 +67,7 @@ class TrainConfig:
     lambdas: tuple[float, float, float] = (1.0, 1.0, 1.0)
     bg_weight: float = 0.1
     point_radius: int = 0
+    img_margin: int = 0
     beta_bg: float = 1.0
     beta_obj: float = 0.5
     objectness: str = "paper"
@@ -142,6 +143,8 @@ class TrainConfig:
             raise ConfigError(f"bg_weight must be >= 0; got {self.bg_weight}")
         if self.point_radius < 0:
             raise ConfigError(f"point_radius must be >= 0; got {self.point_radius}")
+        if not isinstance(self.img_margin, int) or self.img_margin < 0:
+            raise ConfigError(f"img_margin must be an integer >= 0 (pixels); got {self.img_margin!r}")
         _positive_float("beta_bg", self.beta_bg)
         _positive_float("beta_obj", self.beta_obj)
         _positive_float("w", self.w)

@@ -61,7 +61,7 @@ def objectness_loss(logits: torch.Tensor, soft: torch.Tensor, beta: torch.Tensor
     return -weighted.sum(dim=1).mean()
 
 
-def image_loss(logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+def image_loss(logits: torch.Tensor, present: torch.Tensor, absent: torch.Tensor | None = None) -> torch.Tensor:
     """L_img: for each object class c, t_c = argmax_i S_ic over the crop's pixels;
     −(1/|L|) Σ_{c∈L} log S_{t_c,c} − (1/|L'|) Σ_{c∈L'} log(1 − S_{t_c,c}), averaged over the batch.
 
@@ -71,6 +71,9 @@ def image_loss(logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     present : Tensor ``(N, K)`` bool
         Whether object class ``c = k + 1`` has a point in sample ``n``'s crop (L), else L'.
         A sample whose L (or L') is empty contributes only the other sum.
+    absent : Tensor ``(N, K)`` bool, optional
+        L' (classes pushed down); default ``~present`` (the paper). A class in neither set is
+        left out of both sums (a point just outside the crop: its object may still show).
     """
     n, k1 = logits.shape[:2]
     z = logits.float().reshape(n, k1, -1)  # (N, K+1, P)
@@ -86,7 +89,7 @@ def image_loss(logits: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     log_1ms = torch.logsumexp(z_at.masked_fill(own, float("-inf")), dim=1) - lse_all
     pres = present.to(torch.bool)
     pos = pres.to(log_s.dtype)
-    neg = (~pres).to(log_s.dtype)
+    neg = (~pres if absent is None else absent.to(torch.bool) & ~pres).to(log_s.dtype)
     term_l = -(log_s * pos).sum(1) / pos.sum(1).clamp(min=1)
     term_lp = -(log_1ms * neg).sum(1) / neg.sum(1).clamp(min=1)
     return (term_l + term_lp).mean()
@@ -131,7 +134,7 @@ class PointSupervisionLoss:
             total = total + lam_obj * obj
             terms["obj"] = float(obj.detach())
         if "img" in cfg.losses:
-            img = image_loss(logits, batch["present"])
+            img = image_loss(logits, batch["present"], batch.get("absent"))
             total = total + lam_img * img
             terms["img"] = float(img.detach())
         return LossOutput(total, terms)

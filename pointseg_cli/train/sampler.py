@@ -88,10 +88,12 @@ class CropSampler:
             bgs.append(im.background[box] if im.background is not None else np.zeros(self.crop, bool))
             if self.with_mask:
                 masks.append(im.mask[box])  # type: ignore[index]
-            inside = np.all((im.points >= origin) & (im.points < origin + self.crop), axis=1)
-            local = im.points[inside] - origin
+            # points in the crop and, for L_img's "absent" rule, those up to img_margin outside it
+            margin = self.config.img_margin
+            near = np.all((im.points >= origin - margin) & (im.points < origin + self.crop + margin), axis=1)
+            local = im.points[near] - origin
             pts.append(np.concatenate([np.full((len(local), 1), b), local], axis=1))
-            cls.append(im.classes[inside])
+            cls.append(im.classes[near])
         out: dict[str, Any] = {
             "image": torch.from_numpy(np.stack(imgs).astype(np.float32, copy=False)),
             "background": torch.from_numpy(np.stack(bgs)),
@@ -103,26 +105,32 @@ class CropSampler:
         points = np.concatenate(pts, axis=0)
         classes = np.concatenate(cls, axis=0)
         if self.augment and self.ndim == 2:
-            points, keep = self._affine_2d(out, points, rng)
-            points, classes = points[keep], classes[keep]
+            points = self._affine_2d(out, points, rng)
             self._photometric_2d(out, rng)
+        margin = self.config.img_margin
+        keep = np.all((points[:, 1:] >= 0) & (points[:, 1:] < self.crop), axis=1)
+        close = np.all((points[:, 1:] >= -margin) & (points[:, 1:] < self.crop + margin), axis=1)
+        # L_img labels: present = a point in the crop; near = a point only just outside it, whose
+        # object may still show in the crop, so it is neither present nor counted absent
+        present = np.zeros((bsz, self.n_classes), bool)
+        present[points[keep, 0], classes[keep] - 1] = True
+        near = np.zeros((bsz, self.n_classes), bool)
+        near[points[close, 0], classes[close] - 1] = True
+        points, classes = points[keep], classes[keep]
         sparse = np.full((bsz, *self.crop), UNLABELLED, dtype=np.int16)
         sparse[out.pop("background").numpy()] = 0
         rasterize_points(sparse, points, classes, radius=self.config.point_radius, spatial_ndim=self.ndim)
-        present = np.zeros((bsz, self.n_classes), bool)
-        present[points[:, 0], classes - 1] = True
         out["sparse"] = torch.from_numpy(sparse)
         out["present"] = torch.from_numpy(present)
+        out["absent"] = torch.from_numpy(~(present | near))
         if self.augment and self.ndim == 3:
             self._d4h(out, rng)
         if self.augment:
             self._noise(out, rng)
         return out
 
-    def _affine_2d(
-        self, out: dict[str, Any], points: np.ndarray, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Warp the batch in place; return the moved points and which of them stay in the crop."""
+    def _affine_2d(self, out: dict[str, Any], points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Warp the batch in place; return the moved points (crop coordinates, possibly outside it)."""
         bsz = out["image"].shape[0]
         sy, sx = (float(c) for c in self.crop)
         mats = np.zeros((bsz, 2, 2))
@@ -152,14 +160,12 @@ class CropSampler:
             m = F.grid_sample((out["mask"][:, None] + 1).float(), grid, mode="nearest", align_corners=False)
             out["mask"] = m[:, 0].round().long() - 1
         if len(points) == 0:
-            return points, np.zeros(0, bool)
+            return points
         centre = (size - 1) / 2
         inv = np.linalg.inv(mats)[points[:, 0]]  # (P, 2, 2)
         xy = points[:, [2, 1]].astype(np.float64) - centre
         new_xy = np.einsum("pab,pb->pa", inv, xy) + centre
-        new = np.concatenate([points[:, :1], np.rint(new_xy[:, [1, 0]]).astype(np.int64)], axis=1)
-        keep = np.all((new[:, 1:] >= 0) & (new[:, 1:] < self.crop), axis=1)
-        return new, keep
+        return np.concatenate([points[:, :1], np.rint(new_xy[:, [1, 0]]).astype(np.int64)], axis=1)
 
     def _photometric_2d(self, out: dict[str, Any], rng: np.random.Generator) -> None:
         img = out["image"]

@@ -58,6 +58,19 @@ def test_image_loss_hand_value() -> None:
     assert none == pytest.approx(-(math.log(0.5) + math.log(0.4)) / 2, rel=1e-6)
 
 
+def test_image_loss_leaves_out_classes_neither_present_nor_absent() -> None:
+    logits = torch.tensor([[0.0, 0.0], [LN2, 0.0], [0.0, LN3]]).view(1, 3, 1, 2)
+    present = torch.tensor([[True, False]])
+    # class 2 not absent (a point just outside the crop): only the log S term of class 1 is left
+    only_l = image_loss(logits, present, torch.tensor([[False, False]])).item()
+    assert only_l == pytest.approx(-math.log(0.5), rel=1e-6)
+    # absent=~present is the paper's rule; a class flagged both present and absent counts as present
+    assert image_loss(logits, present, ~present).item() == pytest.approx(image_loss(logits, present).item())
+    assert image_loss(logits, present, torch.tensor([[True, True]])).item() == pytest.approx(
+        image_loss(logits, present).item()
+    )
+
+
 def test_dense_loss_matches_cross_entropy() -> None:
     logits = torch.tensor([[0.0, LN3]]).view(1, 2, 1, 1).expand(1, 2, 1, 2).contiguous()
     masks = torch.tensor([[[1, -1]]])

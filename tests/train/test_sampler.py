@@ -65,6 +65,38 @@ def test_affine_augmentation_keeps_points_on_their_blobs(rng) -> None:
     assert np.median(ratios) > 0.95  # the clicked pixel stays on its blob's peak
 
 
+def _two_class_data():
+    # class 1 at x=10, class 2 at x=70 (6 px right of a 64-wide crop starting at 0), class 3 far away
+    pts = np.array([[16, 10], [16, 70], [16, 140]])
+    img = _blob_image((32, 150), pts)
+    return ImageData("a", img[None], pts, np.array([1, 2, 3], np.int32), background=np.zeros((32, 150), bool))
+
+
+@pytest.mark.parametrize("margin", [0, 8])
+def test_img_margin_leaves_classes_just_outside_the_crop_unlabelled(margin) -> None:
+    cfg = _cfg(classes=("a", "b", "c"), crop=(32, 64), batch_size=16, img_margin=margin)
+    s = CropSampler([_two_class_data()], cfg, augment=False)
+    seen = 0
+    for i in range(20):
+        b = s.batch(i)
+        pres, absent = b["present"].numpy(), b["absent"].numpy()
+        assert not (pres & absent).any()
+        for n in np.flatnonzero(pres[:, 0] & ~pres[:, 1]):  # crops of the class-1 point only
+            seen += 1
+            # class 3 is > 64 px away: always absent; class 2 only outside the crop by < 8 px
+            # when the crop starts at x <= 6, which happens only for crops at x in [0, 6]
+            assert absent[n, 2]
+            assert absent[n, 1] == (margin == 0)
+    assert seen > 0
+
+
+def test_img_margin_zero_is_the_papers_rule(rng) -> None:
+    s = CropSampler([_data2d(rng)], _cfg(), augment=True)
+    for i in range(5):
+        b = s.batch(i)
+        assert torch.equal(b["absent"], ~b["present"])
+
+
 def test_point_radius_draws_a_disk(rng) -> None:
     s = CropSampler([_data2d(rng, n=1)], _cfg(point_radius=2, batch_size=1), augment=False)
     assert int((s.batch(0)["sparse"] == 1).sum()) == 13  # pixels within distance 2
