@@ -34,14 +34,14 @@ pointseg evaluate "$work/nuclei-2d-test" "$work/bbbc007_test" --gt-binary --inst
 fi
 
 if [[ $part != 2d ]]; then
-# ---- nuclei-3d: 3D U-Net (16 filters, doubling) on synthetic nuclei volumes ----------------------
+# ---- nuclei-3d: 3D U-Net (8 filters, doubling) on synthetic nuclei volumes ----------------------
 rm -rf "$work/synth3d_train" "$work/synth3d_test" "$work/nuclei-3d"
 pointseg --quiet demo-data "$work/synth3d_train" --kind 3d-nuclei --n 8 --size 48x160x160 --seed 11
 pointseg --quiet demo-data "$work/synth3d_test" --kind 3d-nuclei --n 2 --size 48x160x160 --seed 12
 pointseg --quiet annotate-import --from-masks "$work/synth3d_train" --images "$work/synth3d_train" --jitter 2 \
   --seed 0 --mask-class nucleus --out "$work/synth3d_points.csv"
 pointseg --quiet train "$work/synth3d_points.csv" "$work/synth3d_train" --out "$work/nuclei-3d" --arch unet3d \
-  --base-filters 16 --filter-growth 2 --crop 32,64,64 --batch-size 4 --w "${W3D:-10}" \
+  --base-filters "${BASE3D:-8}" --filter-growth 2 --crop 32,64,64 --batch-size 4 --w "${W3D:-10}" \
   --point-radius 2 --bg-weight 0.02 --beta 1,1 \
   --max-steps "$steps3d" --steps-per-epoch 50 --epochs 1000 --val-fraction 0.25 \
   --val-masks "$work/synth3d_train" --device auto --seed 0
