@@ -71,3 +71,9 @@ def test_stain_entry_is_validated_and_needs_2d_rgb() -> None:
         TrainConfig(channels=1, normalization={"method": "percentile", "stain": ref})
     with pytest.raises(ConfigError, match="must be a dict with method, matrix and max"):
         TrainConfig(channels=3, normalization={"method": "percentile", "stain": {"method": "macenko"}})
+
+
+def test_boundary_background_weight_defaults_per_dimensionality() -> None:
+    assert TrainConfig(classes=("c",)).bg_weight == 0.1  # the paper's 2D value
+    assert TrainConfig(arch="unet3d", ndim=3, classes=("c",)).bg_weight == 0.0
+    assert TrainConfig(arch="unet3d", ndim=3, classes=("c",), bg_weight=0.02).bg_weight == 0.02
