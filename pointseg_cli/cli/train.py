@@ -100,7 +100,9 @@ def command(
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps in total."),
     losses: str = typer.Option(None, "--losses", help="pce | pce,img | pce,obj | pce,img,obj [pce,img,obj]."),
     lambdas: str = typer.Option(None, "--lambdas", help="Weights of L_point,L_obj,L_img [1,1,1]."),
-    bg_weight: float = typer.Option(None, "--bg-weight", help="Weight of boundary background pixels [0.1 in 2D, 0 in 3D]."),
+    bg_weight: float = typer.Option(
+        None, "--bg-weight", help="Weight of boundary background pixels [0.1 in 2D, 0 in 3D]."
+    ),
     point_radius: int = typer.Option(None, "--point-radius", help="Label a ball of this radius per point [0]."),
     img_margin: int = typer.Option(
         None, "--img-margin",
