@@ -42,7 +42,7 @@ pointseg --quiet annotate-import --from-masks "$work/synth3d_train" --images "$w
   --seed 0 --mask-class nucleus --out "$work/synth3d_points.csv"
 pointseg --quiet train "$work/synth3d_points.csv" "$work/synth3d_train" --out "$work/nuclei-3d" --arch unet3d \
   --base-filters "${BASE3D:-8}" --filter-growth 2 --crop 32,64,64 --batch-size 4 --w "${W3D:-10}" \
-  --point-radius 2 --bg-weight 0.02 --beta 1,1 \
+  --point-radius 2 --bg-weight "${BG3D:-0}" --beta 1,1 \
   --max-steps "$steps3d" --steps-per-epoch 50 --epochs 1000 --val-fraction 0.25 \
   --val-masks "$work/synth3d_train" --device auto --seed 0
 pointseg --quiet export "$work/nuclei-3d" --out "$work/nuclei-3d.onnx" --precision fp16
