@@ -73,6 +73,7 @@ class CropSampler:
         rng = np.random.default_rng([self.config.seed, self.stream, index])
         bsz = int(self.config.batch_size or 1)
         pick = rng.integers(self.n_points, size=bsz)
+        margin = self.config.img_margin
         imgs, softs, bgs, masks, pts, cls = [], [], [], [], [], []
         for b, j in enumerate(pick):
             im = self.images[self._owner[j]]
@@ -89,7 +90,6 @@ class CropSampler:
             if self.with_mask:
                 masks.append(im.mask[box])  # type: ignore[index]
             # points in the crop and, for L_img's "absent" rule, those up to img_margin outside it
-            margin = self.config.img_margin
             near = np.all((im.points >= origin - margin) & (im.points < origin + self.crop + margin), axis=1)
             local = im.points[near] - origin
             pts.append(np.concatenate([np.full((len(local), 1), b), local], axis=1))
@@ -107,7 +107,6 @@ class CropSampler:
         if self.augment and self.ndim == 2:
             points = self._affine_2d(out, points, rng)
             self._photometric_2d(out, rng)
-        margin = self.config.img_margin
         keep = np.all((points[:, 1:] >= 0) & (points[:, 1:] < self.crop), axis=1)
         close = np.all((points[:, 1:] >= -margin) & (points[:, 1:] < self.crop + margin), axis=1)
         # L_img labels: present = a point in the crop; near = a point only just outside it, whose
