@@ -82,8 +82,8 @@ def run_side_by_side(args: argparse.Namespace) -> None:
     from pointseg_cli.export.onnx import export_module
     from pointseg_cli.infer.predictors import OrtPredictor
     from pointseg_cli.infer.segment import SegmentOptions, segment_file
-    from pointseg_cli.io.normalize import Normalization, normalize_image
     from pointseg_cli.nets.unet3d import UNet3D
+    from pointseg_cli.preprocess.normalize import Normalization, normalize_image
 
     device = args.device
     shape, tile = args.shape, args.tile

@@ -10,10 +10,10 @@ from rich.table import Table
 
 from pointseg_cli.cli._common import RichProgress, console, get_state
 from pointseg_cli.errors import BatchError, ConfigError, InputError
-from pointseg_cli.io.normalize import Normalization
 from pointseg_cli.io.points import parse_classes, read_points_csv
 from pointseg_cli.objectness import DEFAULT_W, ObjectnessConfig
 from pointseg_cli.objectness.batch import run_objectness
+from pointseg_cli.preprocess.normalize import Normalization
 
 
 def _parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:

@@ -196,7 +196,7 @@ def command(
         raise ConfigError(f"--stain-method {stain_method} needs --stain-normalize TARGET (an RGB H&E image)")
     stain = None
     if stain_normalize is not None:
-        from pointseg_cli.io.stain import reference_from_file
+        from pointseg_cli.preprocess.stain import reference_from_file
 
         stain = reference_from_file(stain_normalize, method=stain_method or "vahadane")
     class_order = _names(classes)

@@ -32,8 +32,8 @@ from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, write_pre
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.stream import Rows, run_stream
 from pointseg_cli.infer.tiling import BLEND_MODES, TileGrid, make_grid
-from pointseg_cli.io.normalize import Normalization, NormStats, apply_normalization, compute_stats
-from pointseg_cli.io.stain import StainModel, apply_stains, check_reference, fit_stains
+from pointseg_cli.preprocess.normalize import Normalization, NormStats, apply_normalization, compute_stats
+from pointseg_cli.preprocess.stain import StainModel, apply_stains, check_reference, fit_stains
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class InputStatistics:
     """Whole-image quantities that every tile of an image shares.
 
     ``stats``: intensity statistics (of the stain-normalised pixels when ``stain_source`` is
-    set); ``stain_source``: the image's own stain model (:func:`~pointseg_cli.io.stain.fit_stains`),
+    set); ``stain_source``: the image's own stain model (:func:`~pointseg_cli.preprocess.stain.fit_stains`),
     or None when the model has no stain reference.
     """
 

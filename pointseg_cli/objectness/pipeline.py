@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, check_choice
-from pointseg_cli.io.normalize import Normalization, normalize_image
 from pointseg_cli.io.points import PointTable
-from pointseg_cli.objectness import preprocess
 from pointseg_cli.objectness.grow import COSTS, MODES, ObjectnessResult, compute_objectness
+from pointseg_cli.preprocess.diffusion import anisotropic_diffusion
+from pointseg_cli.preprocess.equalize import equalize
+from pointseg_cli.preprocess.normalize import Normalization, normalize_image
+from pointseg_cli.preprocess.stain import STAIN_METHODS, stain_normalize
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,7 @@ class ObjectnessConfig:
         if self.connectivity not in (1, 2, 3):
             raise ConfigError(f"connectivity must be 1, 2 or 3; got {self.connectivity}")
         if self.stain_method is not None:
-            check_choice("stain method", self.stain_method, preprocess.STAIN_METHODS)
+            check_choice("stain method", self.stain_method, STAIN_METHODS)
         if self.diffusion_iterations < 0:
             raise ConfigError(f"diffusion iterations must be >= 0; got {self.diffusion_iterations}")
         if not self.diffusion_kappa > 0:
@@ -118,15 +120,15 @@ def prepare_image(
         if channel_axis is None or x.shape[channel_axis] != 3:
             raise ImageFormatError(f"stain normalisation needs an RGB image (3 channels); got shape {x.shape}")
         x = np.moveaxis(
-            preprocess.stain_normalize(np.moveaxis(x, channel_axis, -1), stain_target, method=config.stain_method),
+            stain_normalize(np.moveaxis(x, channel_axis, -1), stain_target, method=config.stain_method),
             -1,
             channel_axis,
         )
     x = normalize_image(x, config.normalization, channel_axis=channel_axis)
     if config.equalize:
-        x = preprocess.equalize(x, channel_axis=channel_axis)
+        x = equalize(x, channel_axis=channel_axis)
     if config.diffusion_iterations:
-        x = preprocess.anisotropic_diffusion(
+        x = anisotropic_diffusion(
             x, iterations=config.diffusion_iterations, kappa=config.diffusion_kappa, channel_axis=channel_axis
         )
     return x

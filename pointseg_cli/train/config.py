@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from pointseg_cli.errors import ConfigError, check_choice
-from pointseg_cli.io.stain import check_reference
 from pointseg_cli.objectness.grow import COSTS as OBJECTNESS_COSTS
 from pointseg_cli.objectness.pipeline import DEFAULT_W
+from pointseg_cli.preprocess.stain import check_reference
 
 ARCHS = ("fpn", "unet3d")
 ENCODERS = ("resnet18", "resnet34", "resnet50")
@@ -51,7 +51,7 @@ class TrainConfig:
     (2D 128×128 / 64, 3D 32×64×64 / 20); ``bg_weight`` left as ``None`` is 0.1 in 2D and 0 in 3D.
     ``lambdas`` are (λ_point, λ_obj, λ_img).
     ``normalization`` is ``Normalization.to_dict()`` plus, for H&E training, an optional
-    ``"stain"`` entry (:func:`pointseg_cli.io.stain.stain_reference` of the target image): every
+    ``"stain"`` entry (:func:`pointseg_cli.preprocess.stain.stain_reference` of the target image): every
     image is then stain-normalised to it before intensity normalisation (2-D RGB only).
     """
 

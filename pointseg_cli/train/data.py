@@ -16,9 +16,9 @@ import numpy as np
 
 from pointseg_cli.errors import ImageFormatError, InputError, PointsError
 from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_image, read_info
-from pointseg_cli.io.normalize import Normalization, normalize_image
 from pointseg_cli.io.points import PointTable
-from pointseg_cli.io.stain import normalize_to_reference
+from pointseg_cli.preprocess.normalize import Normalization, normalize_image
+from pointseg_cli.preprocess.stain import normalize_to_reference
 from pointseg_cli.progress import ProgressCallback, noop_progress
 from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.targets import gaussian_soft_labels

@@ -11,7 +11,7 @@ from pointseg_cli.errors import ConfigError, ImageFormatError
 from pointseg_cli.infer.predictors import TorchPredictor
 from pointseg_cli.infer.segment import SegmentOptions, segment_array, segment_block, segment_file
 from pointseg_cli.io.images import read_image, read_info
-from pointseg_cli.io.normalize import NormStats
+from pointseg_cli.preprocess.normalize import NormStats
 from tests.infer.conftest import FailingPredictor, make_meta, tiny_net, untiled
 
 SEAM_CASES = [
@@ -201,8 +201,8 @@ def he_tiles():
 
 
 def test_stain_reference_is_applied_before_intensity_scaling(tmp_path, he_tiles):
-    from pointseg_cli.io.normalize import normalize_image
-    from pointseg_cli.io.stain import normalize_to_reference, stain_reference
+    from pointseg_cli.preprocess.normalize import normalize_image
+    from pointseg_cli.preprocess.stain import normalize_to_reference, stain_reference
 
     image, target = he_tiles
     ref = stain_reference(target)
@@ -225,7 +225,7 @@ def test_stain_reference_is_applied_before_intensity_scaling(tmp_path, he_tiles)
 
 
 def test_stain_normalisation_undoes_a_stain_shift(he_tiles):
-    from pointseg_cli.io.stain import stain_reference
+    from pointseg_cli.preprocess.stain import stain_reference
     from tests.train.he_synthetic import shift_stains
 
     original = he_tiles[0]
@@ -242,7 +242,7 @@ def test_stain_normalisation_undoes_a_stain_shift(he_tiles):
 
 def test_segment_block_needs_the_whole_images_stain_model(he_tiles):
     from pointseg_cli.infer.segment import input_statistics
-    from pointseg_cli.io.stain import stain_reference
+    from pointseg_cli.preprocess.stain import stain_reference
 
     image = he_tiles[0]
     pred = _stain_pred(stain_reference(he_tiles[1]))

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from pointseg_cli.errors import ConfigError, PointsError
-from pointseg_cli.io.normalize import Normalization, normalize_image
 from pointseg_cli.io.points import PointTable
 from pointseg_cli.objectness import ObjectnessConfig, compute_objectness, objectness_for_image, prepare_image
+from pointseg_cli.preprocess.normalize import Normalization, normalize_image
 
 
 def _table(coords: list[tuple[float, float, float]], classes: list[str], names=("a", "b")) -> PointTable:

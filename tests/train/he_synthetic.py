@@ -9,7 +9,7 @@ import numpy as np
 from pointseg_cli.demo import make_he_tile
 from pointseg_cli.io.images import write_tiff
 from pointseg_cli.io.points import PointTable, write_points_csv
-from pointseg_cli.io.stain import apply_stains, fit_stains
+from pointseg_cli.preprocess.stain import apply_stains, fit_stains
 
 #: Another lab's stain vectors and strengths (used to render the same tissue "shifted").
 SHIFTED = {"method": "vahadane", "matrix": [[0.60, 0.15], [0.75, 0.97], [0.30, 0.15]], "max": [0.8, 1.3]}

@@ -102,9 +102,9 @@ def test_mask_lookup_and_class_ids(data) -> None:
 
 def test_stain_reference_normalises_images_before_objectness_and_intensity(tmp_path) -> None:
     from pointseg_cli.io.images import read_image
-    from pointseg_cli.io.normalize import normalize_image
-    from pointseg_cli.io.stain import normalize_to_reference, reference_from_file
     from pointseg_cli.objectness.pipeline import ObjectnessConfig, objectness_for_image
+    from pointseg_cli.preprocess.normalize import normalize_image
+    from pointseg_cli.preprocess.stain import normalize_to_reference, reference_from_file
 
     from .he_synthetic import make_he_dataset
 

@@ -1,35 +1,11 @@
-"""Optional preprocessing before region growing: stain normalisation, diffusion, equalisation.
-
-- Stain normalisation of RGB H&E images to a target image: implemented in
-  :mod:`pointseg_cli.io.stain` (shared with training and inference) and re-exported here.
-- Perona–Malik anisotropic diffusion (edge-preserving smoothing), 2-D and 3-D, per channel.
-- Histogram equalisation (scikit-image ``equalize_hist``), e.g. for SIM volumes.
-"""
+"""Perona–Malik anisotropic diffusion: edge-preserving smoothing, 2-D and 3-D, per channel."""
 
 from __future__ import annotations
-
-import logging
 
 import numpy as np
 from numba import njit
 
 from pointseg_cli.errors import ConfigError, ImageFormatError
-from pointseg_cli.io.stain import (  # noqa: F401 - re-exported: stain code lived here before
-    STAIN_METHODS,
-    _check_rgb,
-    _nn_l1_concentrations,
-    _stain_model,
-    _tissue,
-    _to_od,
-    apply_stains,
-    fit_stains,
-    macenko_stains,
-    stain_normalize,
-    stain_reference,
-    vahadane_stains,
-)
-
-log = logging.getLogger(__name__)
 
 
 @njit(cache=True)
@@ -114,17 +90,4 @@ def anisotropic_diffusion(
     for c in range(x.shape[-1]):
         vol = np.array(x[..., c], dtype=np.float32, order="C").reshape((1,) * (3 - ndim) + x.shape[:-1])
         out[..., c] = _perona_malik(vol, int(iterations), float(kappa), float(step)).reshape(x.shape[:-1])
-    return np.moveaxis(out, -1, channel_axis) if channel_axis is not None else out[..., 0]
-
-
-def equalize(image: np.ndarray, *, channel_axis: int | None = None) -> np.ndarray:
-    """Histogram equalisation (scikit-image) of each channel over the whole image; float32 in [0, 1]."""
-    from skimage.exposure import equalize_hist
-
-    x = np.asarray(image)
-    x = np.moveaxis(x, channel_axis, -1) if channel_axis is not None else x[..., None]
-    out = np.empty(x.shape, np.float32)
-    for c in range(x.shape[-1]):
-        ch = x[..., c]
-        out[..., c] = equalize_hist(ch) if ch.max() > ch.min() else 0.0
     return np.moveaxis(out, -1, channel_axis) if channel_axis is not None else out[..., 0]

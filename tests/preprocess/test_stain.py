@@ -9,9 +9,9 @@ import pytest
 
 from pointseg_cli.demo import make_he_tile
 from pointseg_cli.errors import ConfigError, ImageFormatError, InputError
-from pointseg_cli.io import stain
 from pointseg_cli.io.images import write_tiff
-from pointseg_cli.io.stain import (
+from pointseg_cli.preprocess import stain
+from pointseg_cli.preprocess.stain import (
     apply_stains,
     check_reference,
     fit_stains,
@@ -107,3 +107,53 @@ def test_reference_from_file(tmp_path, tiles) -> None:
         reference_from_file(tmp_path / "missing.tif")
     with pytest.raises(ImageFormatError, match="in the target"):
         stain_reference(np.full((8, 8, 3), 255, np.uint8))
+
+
+# synthetic Beer–Lambert images with known stain vectors
+
+H_E = np.array([[0.65, 0.07], [0.70, 0.99], [0.29, 0.11]])
+H_E = H_E / np.linalg.norm(H_E, axis=0)
+
+
+def _synthetic_he(rng: np.random.Generator, stains: np.ndarray, shape=(48, 48), scale=1.0) -> np.ndarray:
+    """RGB image from sparse-ish H and E concentrations through the Beer–Lambert model."""
+    h = rng.gamma(0.6, 0.5, size=shape) * (rng.random(shape) < 0.6)
+    e = rng.gamma(1.2, 0.4, size=shape) * (rng.random(shape) < 0.8)
+    conc = np.stack([h, e]) * scale
+    od = (stains @ conc.reshape(2, -1)).T
+    rgb = 256.0 * np.exp(-od) - 1.0
+    return np.clip(np.rint(rgb), 0, 255).astype(np.uint8).reshape(*shape, 3)
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+@pytest.mark.parametrize("method", ["vahadane", "macenko"])
+def test_stain_matrix_recovers_known_stains(method: str, rng: np.random.Generator) -> None:
+    img = _synthetic_he(rng, H_E)
+    w, _ = fit_stains(img, method=method)
+    assert w.shape == (3, 2)
+    assert _angle(w[:, 0], H_E[:, 0]) < 8 and _angle(w[:, 1], H_E[:, 1]) < 8
+
+
+@pytest.mark.parametrize("method", ["vahadane", "macenko"])
+def test_stain_normalize_moves_colours_to_target(method: str, rng: np.random.Generator) -> None:
+    other = np.array([[0.55, 0.20], [0.80, 0.90], [0.20, 0.40]])
+    other = other / np.linalg.norm(other, axis=0)
+    src = _synthetic_he(rng, other, scale=0.7)
+    tgt = _synthetic_he(rng, H_E)
+    out = stain_normalize(src, tgt, method=method)
+    assert out.shape == src.shape and out.dtype == np.uint8
+    before = np.abs(src.reshape(-1, 3).mean(0) - tgt.reshape(-1, 3).mean(0)).sum()
+    after = np.abs(out.reshape(-1, 3).mean(0) - tgt.reshape(-1, 3).mean(0)).sum()
+    assert after < 0.5 * before
+    same = stain_normalize(tgt, tgt, method=method)
+    assert np.abs(same.astype(int) - tgt).mean() < 3
+
+
+def test_stain_normalize_rejects_grayscale() -> None:
+    with pytest.raises(ImageFormatError, match=r"RGB image \(..., 3\)"):
+        stain_normalize(np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ImageFormatError, match="stained pixels"):
+        stain_normalize(np.full((8, 8, 3), 255, np.uint8), np.full((8, 8, 3), 255, np.uint8))

@@ -5,7 +5,7 @@ import pytest
 
 from pointseg_cli.errors import ConfigError
 from pointseg_cli.io.images import open_image, write_tiff
-from pointseg_cli.io.normalize import (
+from pointseg_cli.preprocess.normalize import (
     Normalization,
     apply_normalization,
     compute_stats,
