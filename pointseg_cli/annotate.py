@@ -32,17 +32,13 @@ from pathlib import Path
 import numpy as np
 
 from pointseg_cli.errors import InputError, PointsError, check_choice
-from pointseg_cli.evaluation import read_labels
 from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_info
+from pointseg_cli.io.masks import mask_files, read_labels
 from pointseg_cli.io.point_formats import FORMATS, RawPoints, read_point_file
 from pointseg_cli.io.points import PointTable
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
-
-#: Name endings stripped from mask files to find their image stem (``a.labels.tif`` → ``a``).
-MASK_MARKERS = (".labels", ".masks", ".mask", "_labels", "_masks", "_mask")
-
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -291,15 +287,6 @@ def import_points(
 # simulated annotation from instance masks
 
 
-def mask_stem(path: str | Path) -> str:
-    """Image stem of a mask file: ``a.labels.tif`` → ``a`` (strips one of :data:`MASK_MARKERS`)."""
-    stem = image_stem(path)
-    for marker in MASK_MARKERS:
-        if stem.endswith(marker) and len(stem) > len(marker):
-            return stem[: -len(marker)]
-    return stem
-
-
 def _instance_point(mask: np.ndarray) -> np.ndarray:
     """Interior pixel of a boolean instance mask nearest its centroid, ``(ndim,)`` int64.
 
@@ -365,7 +352,7 @@ def points_from_masks(
     Parameters
     ----------
     masks : folder (or files/globs) of instance label images; ``a.labels.tif``, ``a_mask.tif`` or
-        ``a.tif`` all belong to image ``a`` (see :data:`MASK_MARKERS`). If any of the files has such
+        ``a.tif`` all belong to image ``a`` (see :mod:`pointseg_cli.io.masks`). If any of the files has such
         a marker, only those are used, so a folder holding images beside their masks works.
     images : optional image folder; every mask must then match an image by stem and spatial shape.
     mask_class : the class name given to every point.
@@ -377,21 +364,15 @@ def points_from_masks(
         raise InputError(f"--jitter must be >= 0 pixels; got {jitter}")
     if not mask_class.strip():
         raise InputError("--mask-class must not be empty")
-    items = [masks] if isinstance(masks, str | Path) else list(masks)
-    paths = find_images(items, include_derived=True)
-    marked = [p for p in paths if mask_stem(p) != image_stem(p)]
-    paths = marked or paths  # a folder holding images beside their masks: use the masks only
+    by_stem = mask_files(masks)
     infos = image_infos(images, axes=axes) if images is not None else None
     rng = np.random.default_rng(seed)
     parts: list[PointTable] = []
     shapes: dict[str, tuple[int, ...]] = {}
-    for i, path in enumerate(paths):
+    for i, (stem, path) in enumerate(by_stem.items()):
         if progress is not None:
-            progress("masks", i, len(paths))
-        stem = mask_stem(path)
-        if stem in shapes:
-            raise InputError(f"two masks belong to image '{stem}' (the second is '{path.name}')")
-        labels = read_labels(path, axes=axes)
+            progress("masks", i, len(by_stem))
+        labels = read_labels(path, axes=axes, instances=True)
         if infos is not None:
             if stem not in infos:
                 raise InputError(f"mask '{path.name}' matches no image (stem '{stem}') among {_listing(infos)}")
@@ -416,5 +397,5 @@ def points_from_masks(
         table=table,
         images={s: shapes[s] for s in table.stems},
         images_without_points=tuple(sorted(known - set(table.stems))),
-        sources=tuple(paths),
+        sources=tuple(by_stem.values()),
     )

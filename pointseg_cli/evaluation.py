@@ -2,12 +2,13 @@
 
 Matching rule
     PRED and GT are each a label image or a folder. Two files belong together when their *keys*
-    are equal; the key is the image stem without a trailing ``.labels`` (``x.labels.tif`` → ``x``,
-    ``x.ome.tif`` → ``x``). In a folder that holds any ``*.labels.*`` file only those are used
-    (so a ``segment`` output folder, or a dataset folder with ``x.tif`` beside ``x.labels.tif``,
-    works as is); otherwise every image in the folder except other pointseg outputs is used. Two
-    single files are paired whatever their names. Files without a partner are reported and
-    skipped; no pair at all is an error.
+    are equal; the key is the stem of the image they belong to (:func:`~pointseg_cli.io.masks.mask_stem`:
+    ``x.labels.tif``, ``x_mask.tif`` and ``x.ome.tif`` all have key ``x``). In a folder that holds
+    any mask-named file (``*.labels.*``, ``*_mask.*``, ...) only those are used (so a ``segment``
+    output folder, or a dataset folder with ``x.tif`` beside ``x.labels.tif``, works as is);
+    otherwise every image in the folder except other pointseg outputs is used. Two single files
+    are paired whatever their names. Files without a partner are reported and skipped; no pair at
+    all is an error.
 
 Overall scores
     The semantic "overall" row pools the confusion matrices of all images (dataset-level IoU);
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from pointseg_cli.errors import InputError, check_choice
-from pointseg_cli.io.images import ZARR_SUFFIXES, find_images, image_stem, is_derived, read_image, read_info
+from pointseg_cli.io.images import ZARR_SUFFIXES
+from pointseg_cli.io.masks import mask_files, mask_stem, read_labels
 from pointseg_cli.metrics import (
     InstanceScores,
     SemanticScores,
@@ -41,38 +43,8 @@ from pointseg_cli.progress import ProgressCallback
 log = logging.getLogger(__name__)
 
 INSTANCE_SOURCES = ("ids", "components")
-
-
-def label_key(path: str | Path) -> str:
-    """Matching key of a label or image file: its stem without a trailing ``.labels``."""
-    stem = image_stem(path)
-    return stem[: -len(".labels")] if stem.endswith(".labels") and len(stem) > 7 else stem
-
-
-def read_labels(path: str | Path, *, axes: str | None = None) -> np.ndarray:
-    """Read a single-channel label image as integers, ``(Y, X)`` or ``(Z, Y, X)``.
-
-    Raises
-    ------
-    InputError
-        More than one channel, non-integer values or negative ids.
-    """
-    path = Path(path)
-    info = read_info(path, axes=axes)
-    if info.channels != 1:
-        raise InputError(f"label image {info.describe()} has {info.channels} channels; expected one")
-    data = read_image(path, axes=axes)
-    if data.dtype.kind == "f":
-        if not np.array_equal(data, np.round(data)):
-            raise InputError(f"label image '{path.name}' has non-integer values; expected integer ids")
-        data = data.astype(np.int64)
-    elif data.dtype.kind == "b":
-        data = data.astype(np.uint8)
-    elif data.dtype.kind not in "iu":
-        raise InputError(f"label image '{path.name}' has dtype {data.dtype}; expected integer ids")
-    if data.size and data.dtype.kind == "i" and data.min() < 0:
-        raise InputError(f"label image '{path.name}' has negative ids (min {data.min()}); expected ids >= 0")
-    return data
+#: Largest class id scored without ``--classes``; above it the labels are taken for instance ids.
+MAX_CLASS_ID = 1000
 
 
 @dataclass(frozen=True)
@@ -82,21 +54,6 @@ class Pairing:
     pairs: tuple[tuple[str, Path, Path], ...]
     pred_only: tuple[Path, ...] = ()
     gt_only: tuple[Path, ...] = ()
-
-
-def _label_files(folder: Path) -> dict[str, Path]:
-    files = find_images([folder], include_derived=True)
-    labels = [p for p in files if image_stem(p).endswith(".labels")]
-    chosen = labels or [p for p in files if not is_derived(p)]
-    if not chosen:
-        raise InputError(f"folder '{folder}' holds no label images")
-    out: dict[str, Path] = {}
-    for p in chosen:
-        key = label_key(p)
-        if key in out:
-            raise InputError(f"folder '{folder}' has two label images for '{key}': '{out[key].name}', '{p.name}'")
-        out[key] = p
-    return out
 
 
 def _is_folder(path: Path) -> bool:
@@ -111,9 +68,9 @@ def pair_label_files(pred: str | Path, gt: str | Path) -> Pairing:
             raise InputError(f"{name} '{p}' does not exist")
     pred_dir, gt_dir = _is_folder(pred), _is_folder(gt)
     if not pred_dir and not gt_dir:
-        return Pairing(pairs=((label_key(pred), pred, gt),))
-    preds = _label_files(pred) if pred_dir else {label_key(pred): pred}
-    gts = _label_files(gt) if gt_dir else {label_key(gt): gt}
+        return Pairing(pairs=((mask_stem(pred), pred, gt),))
+    preds = mask_files(pred, what="label image") if pred_dir else {mask_stem(pred): pred}
+    gts = mask_files(gt, what="label image") if gt_dir else {mask_stem(gt): gt}
     keys = sorted(set(preds) & set(gts))
     pairing = Pairing(
         pairs=tuple((k, preds[k], gts[k]) for k in keys),
@@ -243,7 +200,7 @@ def evaluate_labels(
     total = len(pairing.pairs)
     for i, (key, p_path, g_path) in enumerate(pairing.pairs):
         p = read_labels(p_path, axes=axes)
-        g = read_labels(g_path, axes=axes)
+        g = read_labels(g_path, axes=axes, instances=gt_binary)
         if p.shape != g.shape:
             raise InputError(
                 f"prediction '{p_path.name}' has shape {p.shape} but ground truth '{g_path.name}' has {g.shape}"
@@ -253,6 +210,11 @@ def evaluate_labels(
             log.warning("ground truth '%s' has %d ids: instance labels? pass --gt-binary", g_path.name,
                         np.unique(g).size)
         n = fixed or int(max(p.max(initial=0), g_sem.max(initial=0))) + 1
+        if fixed is None and n > MAX_CLASS_ID + 1:
+            raise InputError(
+                f"'{key}' has label id {n - 1}, more than {MAX_CLASS_ID} classes: instance labels? "
+                "pass --gt-binary (ground truth) or --classes"
+            )
         try:
             cms.append(confusion_matrix(p, g_sem, n))
         except InputError as exc:

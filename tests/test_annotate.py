@@ -10,7 +10,6 @@ from pointseg_cli.annotate import (
     image_infos,
     import_points,
     instance_points,
-    mask_stem,
     points_from_masks,
 )
 from pointseg_cli.errors import ConfigError, InputError, PointsError
@@ -162,13 +161,6 @@ def test_no_inputs_and_nothing_left(images, tmp_path):
 
 
 # ------------------------------------------------------------------ masks
-
-
-def test_mask_stem():
-    assert mask_stem("x/a.labels.tif") == "a"
-    assert mask_stem("a_mask.png") == "a"
-    assert mask_stem("a.ome.tif") == "a"
-    assert mask_stem(".labels.tif") == ".labels"
 
 
 def test_instance_points_rectangle_and_concave():

@@ -7,20 +7,13 @@ import pytest
 import tifffile
 
 from pointseg_cli.errors import ConfigError, InputError
-from pointseg_cli.evaluation import evaluate_labels, label_key, pair_label_files, read_labels
+from pointseg_cli.evaluation import evaluate_labels, pair_label_files
 
 
 def _img(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(path, data, photometric="minisblack")
     return path
-
-
-def test_label_key():
-    assert label_key("d/x.labels.tif") == "x"
-    assert label_key("x.ome.tif") == "x"
-    assert label_key("x.labels.ome.tif") == "x"
-    assert label_key(".labels.tif") == ".labels"
 
 
 def test_pairing_prefers_labels_files_and_reports_orphans(tmp_path):
@@ -55,16 +48,6 @@ def test_pairing_plain_folder_file_and_errors(tmp_path):
     _img(tmp_path / "dup" / "x.labels.tiff", z)
     with pytest.raises(InputError, match="two label images for 'x'"):
         pair_label_files(tmp_path / "dup", tmp_path / "gt")
-
-
-def test_read_labels_validation(tmp_path):
-    assert read_labels(_img(tmp_path / "f.tif", np.ones((3, 3), np.float32))).dtype == np.int64
-    with pytest.raises(InputError, match="non-integer"):
-        read_labels(_img(tmp_path / "g.tif", np.full((3, 3), 0.5, np.float32)))
-    with pytest.raises(InputError, match="negative"):
-        read_labels(_img(tmp_path / "h.tif", np.full((3, 3), -2, np.int8)))
-    with pytest.raises(InputError, match="channels; expected one"):
-        read_labels(_img(tmp_path / "i.tif", np.zeros((3, 3, 3), np.uint8)))
 
 
 @pytest.fixture
@@ -134,3 +117,16 @@ def test_evaluate_3d(tmp_path):
     g = _img(tmp_path / "g.tif", vol * 5)
     ev = evaluate_labels(p, g, gt_binary=True, instances=True)
     assert ev.overall.miou_all == 1.0 and ev.overall_instances.f1 == 1.0
+
+
+def test_evaluate_huge_instance_ids(tmp_path):
+    """Ids up to 2**32 - 1 in instance ground truth are scored, not sized into a MemoryError."""
+    gt = np.zeros((6, 6), np.uint32)
+    gt[0:3, 0:3] = 2**32 - 1
+    gt[4:6, 4:6] = 123_456
+    pred = (gt > 0).astype(np.uint8)
+    p, g = _img(tmp_path / "p" / "a.labels.tif", pred), _img(tmp_path / "g" / "a_masks.tif", gt)
+    ev = evaluate_labels(p.parent, g.parent, gt_binary=True, instances=True)
+    assert ev.overall.miou_all == 1.0 and ev.overall_instances.tp == 2
+    with pytest.raises(InputError, match=r"label id 4294967295, more than 1000 classes: .*--gt-binary"):
+        evaluate_labels(p, g)

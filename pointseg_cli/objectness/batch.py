@@ -28,6 +28,7 @@ from pointseg_cli.io.images import (
     write_png,
     write_tiff,
 )
+from pointseg_cli.io.masks import find_masks, read_labels
 from pointseg_cli.io.points import PointTable
 from pointseg_cli.objectness.grow import compute_objectness
 from pointseg_cli.objectness.pipeline import ObjectnessConfig, prepare_image
@@ -38,7 +39,6 @@ from pointseg_cli.progress import ProgressCallback, noop_progress
 log = logging.getLogger(__name__)
 
 SIDECAR = "objectness.json"
-_MASK_SUFFIXES = (".labels", "_labels", "_mask", ".mask", "_masks", "")
 
 
 @dataclass(frozen=True)
@@ -81,23 +81,6 @@ def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None]:
     return image, ndim, _channel_axis(image, ndim)
 
 
-def find_masks(masks_dir: str | Path, images: Sequence[Path]) -> dict[str, Path]:
-    """Mask per image stem in ``masks_dir``: ``<stem>.labels.tif``, ``<stem>_mask.tif``, ... or ``<stem>.tif``.
-
-    The image file itself never counts as its own mask (masks may sit beside the images).
-    """
-    by_stem = {image_stem(p): p for p in find_images([masks_dir], include_derived=True)}
-    found = {}
-    for path in images:
-        stem = image_stem(path)
-        for suf in _MASK_SUFFIXES:
-            cand = by_stem.get(stem + suf)
-            if cand is not None and cand.resolve() != path.resolve():
-                found[stem] = cand
-                break
-    return found
-
-
 def _tune_samples(
     pairs: Sequence[tuple[Path, str]], points: PointTable, masks_dir: Path, axes: str | None, target: Any
 ) -> list[TuneSample]:
@@ -113,7 +96,7 @@ def _tune_samples(
             log.info("tune: no mask for %s, not used for tuning", stem)
             continue
         image, _, ch = _load(path, axes)
-        mask = read_image(masks[stem])
+        mask = read_labels(masks[stem])
         samples.append(
             TuneSample(name=stem, image=image, points=points.for_image(stem), mask=mask, channel_axis=ch,
                        stain_target=target)

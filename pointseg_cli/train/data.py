@@ -16,6 +16,7 @@ import numpy as np
 
 from pointseg_cli.errors import ImageFormatError, InputError, PointsError
 from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_image, read_info
+from pointseg_cli.io.masks import find_mask
 from pointseg_cli.io.points import PointTable
 from pointseg_cli.preprocess.normalize import Normalization, normalize_image
 from pointseg_cli.preprocess.stain import normalize_to_reference
@@ -24,10 +25,6 @@ from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.targets import gaussian_soft_labels
 
 log = logging.getLogger(__name__)
-
-#: Mask file names accepted for image ``a``: ``a.labels.tif``, ``a_mask.tif``, ``a.tif`` ...
-MASK_MARKERS = (".labels", "_labels", "_mask", ".mask", "")
-
 
 @dataclass(frozen=True)
 class ImageData:
@@ -128,18 +125,6 @@ def split_stems(stems: Sequence[str], config: TrainConfig) -> tuple[list[str], l
     if not train:
         raise InputError(f"no training images left after taking {len(val)} validation image(s)")
     return train, val
-
-
-def find_mask(folder: str | Path, stem: str) -> Path:
-    """The mask for image ``stem`` in ``folder`` (``stem.labels.tif``, ``stem_mask.png``, ``stem.tif``...)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"mask folder {folder} does not exist")
-    candidates = {image_stem(p): p for p in find_images([folder], include_derived=True)}
-    for marker in MASK_MARKERS:
-        if stem + marker in candidates:
-            return candidates[stem + marker]
-    raise InputError(f"no mask for image '{stem}' in {folder} (expected e.g. {stem}.labels.tif)")
 
 
 def read_class_mask(path: Path, shape: tuple[int, ...], n_classes: int, *, axes: str | None = None) -> np.ndarray:
@@ -297,12 +282,12 @@ def prepare_data(
         img = np.moveaxis(img, -1, 0) if channel_axis is not None else img[None]
         mask = None
         if config.supervision == "masks":
-            mask = read_class_mask(find_mask(str(config.masks_dir), stem), info.spatial_shape, k, axes=config.axes)
+            mask_path = find_mask(str(config.masks_dir), stem, exclude=paths[stem])
+            mask = read_class_mask(mask_path, info.spatial_shape, k, axes=config.axes)
         val_mask = None
         if stem in val_stems and config.val_masks_dir:
-            val_mask = read_class_mask(
-                find_mask(config.val_masks_dir, stem), info.spatial_shape, k, axes=config.axes
-            )
+            val_path = find_mask(config.val_masks_dir, stem, exclude=paths[stem])
+            val_mask = read_class_mask(val_path, info.spatial_shape, k, axes=config.axes)
         item = ImageData(
             stem=stem,
             image=np.ascontiguousarray(img, dtype=np.float32),

@@ -131,3 +131,13 @@ def test_failing_preparation_leaves_no_cache_folder(data) -> None:
     with pytest.raises(InputError, match="is larger than image"):
         prepare_data(_cfg(crop=(64, 64)), table, [data / "images"], cache_dir=data / "run" / "cache")
     assert not (data / "run").exists()
+
+
+def test_train_masks_accept_every_mask_name(data) -> None:
+    """``x_masks.tif`` (accepted by ``objectness --tune``) used to be refused by ``train --masks``."""
+    for path in sorted((data / "masks").iterdir()):
+        path.rename(path.with_name(path.name.replace(".labels.tif", "_masks.tif")))
+    table = read_points_csv(data / "points.csv")
+    prepared = prepare_data(_cfg(supervision="masks", masks_dir=str(data / "masks"), losses=("pce",)), table,
+                            [data / "images"])
+    assert all(im.mask is not None and set(np.unique(im.mask)) == {0, 1} for im in prepared.train)
