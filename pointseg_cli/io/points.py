@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from pointseg_cli.errors import PointsError
+from pointseg_cli.parsing import parse_names
 
 log = logging.getLogger(__name__)
 
@@ -179,17 +180,7 @@ class PointTable:
 
 def parse_classes(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     """Parse ``--classes a,b,c`` (or a sequence) into a tuple; ``None`` / empty → ``None``."""
-    if text is None:
-        return None
-    items = text.split(",") if isinstance(text, str) else list(text)
-    names = tuple(s.strip() for s in items)
-    if not names or all(not n for n in names):
-        return None
-    if any(not n for n in names):
-        raise PointsError(f"--classes has an empty name in {text!r}; expected names separated by commas")
-    if len(set(names)) != len(names):
-        raise PointsError(f"--classes repeats a name: {text!r}")
-    return names
+    return parse_names(text, what="--classes", error=PointsError)
 
 
 def parse_float(text: str, *, what: str, path: Path, line: int, allow_empty: bool = False) -> float:
