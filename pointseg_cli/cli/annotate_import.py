@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from pointseg_cli.annotate import ImportResult, import_points, points_from_masks
+from pointseg_cli.annotate import AnnotateImportConfig, ImportResult, run_annotate_import
 from pointseg_cli.cli._common import RichProgress, console, get_state, progress_enabled
-from pointseg_cli.errors import InputError
 from pointseg_cli.io.point_formats import FORMATS
-from pointseg_cli.io.points import parse_classes, write_points_csv
+from pointseg_cli.io.points import parse_classes
+from pointseg_cli.parsing import parse_mapping
 
 
 def command(
@@ -28,7 +28,12 @@ def command(
     fmt: str = typer.Option("auto", "--format", "-f", help=f"Input format: {', '.join(FORMATS)}."),
     image: str | None = typer.Option(None, "--image", help="Assign every point to this image (name or stem)."),
     classes: str | None = typer.Option(
-        None, "--classes", help="Object classes in id order, comma-separated (default: sorted names)."
+        None, "--classes",
+        help="Object classes in id order, comma-separated (default: sorted names); matched to the files' "
+        "class names without regard to case.",
+    ),
+    class_map: str | None = typer.Option(
+        None, "--class-map", help="Rename classes first, e.g. 'Tumor=tumour,Type 1=nucleus' (case is ignored)."
     ),
     default_class: str = typer.Option(
         "object", "--default-class", help="Class of points whose file gives no class."
@@ -52,42 +57,35 @@ def command(
 
     They are checked against the image shapes (metadata only) and written atomically.
 
+    Class names are renamed by --class-map, then matched to --classes without regard to case.
+
     With --from-masks, one point per labelled instance is placed instead (interior pixel nearest the centroid).
 
     Example:
 
         pointseg annotate-import clicks/*.csv --images data/ --classes nucleus --out points.csv
 
+        pointseg annotate-import cells.geojson --images data/ --class-map Tumor=tumour --out points.csv
+
         pointseg annotate-import --from-masks data/masks --images data/ --jitter 3 --out points.csv
     """
     state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
-    class_names = parse_classes(classes)
-    if from_masks is not None:
-        if inputs:
-            raise InputError("give either points files or --from-masks, not both")
-        if class_names is not None and class_names != (mask_class,):
-            raise InputError(
-                f"--from-masks labels every point '{mask_class}' (--mask-class) but --classes is {classes!r}"
-            )
-        with RichProgress(enabled=progress_enabled(state), transient=True) as progress:
-            result = points_from_masks(from_masks, images=images, mask_class=mask_class, jitter=jitter, seed=seed,
-                                       axes=axes, progress=progress)
-    else:
-        if images is None:
-            raise InputError("--images is required: the folder of the images the points belong to")
-        with RichProgress(enabled=progress_enabled(state), transient=True) as progress:
-            result = import_points(
-                inputs or [], images=images, fmt=fmt, image=image, classes=class_names, drop_invalid=drop_invalid,
-                axes=axes, default_class=default_class, progress=progress,
-            )
-    write_points_csv(out, result.table)
+    renames = parse_mapping(class_map, what="--class-map", example="Tumor=tumour,Type 1=nucleus")
+    config = AnnotateImportConfig(
+        fmt=fmt, image=image, classes=parse_classes(classes), class_map=tuple(renames.items()),
+        default_class=default_class, drop_invalid=drop_invalid, axes=axes, mask_class=mask_class, jitter=jitter,
+        seed=seed,
+    )
+    with RichProgress(enabled=progress_enabled(state), transient=True) as progress:
+        result = run_annotate_import(inputs or [], out=out, images=images, from_masks=from_masks, config=config,
+                                     progress=progress)
     if not state.quiet:
-        _render(result, out)
+        _render(result)
 
 
-def _render(result: ImportResult, out: Path) -> None:
+def _render(result: ImportResult) -> None:
     names = result.table.class_names
-    table = Table(title=f"{len(result.table)} points → {out}", title_justify="left")
+    table = Table(title=f"{len(result.table)} points → {result.out}", title_justify="left")
     table.add_column("image")
     table.add_column("shape")
     for name in names:

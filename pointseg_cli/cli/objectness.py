@@ -9,30 +9,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from pointseg_cli.cli._common import RichProgress, console, get_state
-from pointseg_cli.errors import BatchError, ConfigError, InputError
+from pointseg_cli.errors import BatchError, InputError
 from pointseg_cli.io.points import parse_classes, read_points_csv
 from pointseg_cli.objectness import DEFAULT_W, ObjectnessConfig
 from pointseg_cli.objectness.batch import run_objectness
+from pointseg_cli.parsing import parse_floats, parse_ints
 from pointseg_cli.preprocess.normalize import Normalization
-
-
-def _parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    if not text:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"{what} must be numbers separated by commas (e.g. 2,0.5,0.5); got {text!r}") from None
-
-
-def _parse_ints(text: str, what: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"{what} must be integers separated by commas (e.g. 0,10,20); got {text!r}") from None
-    if any(v < 0 for v in values):
-        raise ConfigError(f"{what} must be >= 0; got {text!r}")
-    return values
 
 
 def command(
@@ -90,7 +72,7 @@ def command(
         mode=mode,
         cost=cost,
         connectivity=connectivity,
-        spacing=_parse_floats(spacing, "--spacing"),
+        spacing=parse_floats(spacing, what="--spacing"),
         normalization=Normalization(method="percentile", low=low, high=high),
         stain_method=stain_method if stain_normalize is not None else None,
         stain_target=str(stain_normalize) if stain_normalize is not None else None,
@@ -98,7 +80,7 @@ def command(
         diffusion_kappa=kappa,
         equalize=equalize,
     )
-    grid = _parse_ints(tune_diffusion, "--tune-diffusion")
+    grid = parse_ints(tune_diffusion, what="--tune-diffusion", minimum=0) or ()
     with RichProgress() as bar:
         run = run_objectness(
             table, images, out, config=config, axes=axes, preview=preview, stain_target=stain_normalize,

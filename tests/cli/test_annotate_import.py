@@ -127,3 +127,24 @@ def test_masks_beside_images_and_quiet(runner, data):
     assert res.exit_code == 0, res.output
     assert res.output.strip() == ""
     assert read_points_csv(out).image.tolist() == ["a", "a"]
+
+
+def test_class_map_and_case_insensitive_classes(runner, data):
+    (data / "a.csv").write_text("x,y,class\n1,2,Tumor\n3,4,NUCLEUS\n")
+    out = data / "p.csv"
+    res = _run(runner, [data / "a.csv", "--images", data / "images", "--classes", "nucleus,tumour",
+                        "--class-map", "tumor=tumour", "--out", out])
+    assert res.exit_code == 0, res.output
+    assert out.read_text().splitlines()[1:] == ["a,,2,1,tumour", "a,,4,3,nucleus"]
+    assert read_points_csv(out, classes=["nucleus", "tumour"]).class_ids().tolist() == [2, 1]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [("tumor", "--class-map must be pairs like"), ("a=b,A=c", "--class-map maps a class twice"),
+     ("a=b,a=c", "--class-map maps 'a' twice")],
+)
+def test_bad_class_map_exits_2(runner, data, value, message):
+    (data / "a.csv").write_text("x,y\n1,1\n")
+    res = _run(runner, [data / "a.csv", "--images", data / "images", "--class-map", value, "--out", data / "p.csv"])
+    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output

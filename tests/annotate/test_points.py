@@ -1,3 +1,5 @@
+"""Reading points files: image and class assignment, validation."""
+
 from __future__ import annotations
 
 import math
@@ -6,26 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from pointseg_cli.annotate import (
-    image_infos,
-    import_points,
-    instance_points,
-    points_from_masks,
-)
+from pointseg_cli.annotate import image_infos, import_points
 from pointseg_cli.errors import ConfigError, InputError, PointsError
 
 NAN = math.nan
-
-
-@pytest.fixture
-def images(tmp_path):
-    folder = tmp_path / "images"
-    folder.mkdir()
-    tifffile.imwrite(folder / "a.tif", np.zeros((20, 30), np.uint8))
-    tifffile.imwrite(folder / "b.ome.tif", np.zeros((20, 30), np.uint8))
-    tifffile.imwrite(folder / "v.tif", np.zeros((5, 20, 30), np.uint16))
-    tifffile.imwrite(folder / "mc.tif", np.zeros((4, 2, 20, 30), np.uint8), imagej=True, metadata={"axes": "ZCYX"})
-    return folder
 
 
 def _write(path, text):
@@ -160,78 +146,22 @@ def test_no_inputs_and_nothing_left(images, tmp_path):
         import_points([oob], images=images, drop_invalid=True)
 
 
-# ------------------------------------------------------------------ masks
+def test_classes_match_without_regard_to_case(images, tmp_path):
+    typed = _write(tmp_path / "a.csv", "x,y,class\n1,2,Nucleus\n3,4,CELL\n5,6,nucleus\n")
+    t = import_points([typed], images=images, classes=["nucleus", "Cell"]).table
+    assert t.class_name.tolist() == ["nucleus", "Cell", "nucleus"]  # the spelling of --classes wins
+    assert t.class_names == ("nucleus", "Cell") and t.class_ids().tolist() == [1, 2, 1]
+    unmatched = import_points([typed], images=images).table  # without --classes names stay as written
+    assert unmatched.class_names == ("CELL", "Nucleus", "nucleus")
 
 
-def test_instance_points_rectangle_and_concave():
-    lab = np.zeros((20, 30), np.int32)
-    lab[2:9, 3:10] = 4  # centre (5, 6)
-    # a U shape: centroid falls in the empty middle
-    lab[10:19, 12:15] = 9
-    lab[10:19, 22:25] = 9
-    lab[16:19, 12:25] = 9
-    pts = instance_points(lab)
-    assert pts.tolist()[0] == [5, 6]
-    y, x = pts[1]
-    assert lab[y, x] == 9
-    # interior: at least 2 px from the edge of the U
-    assert (lab[y - 1 : y + 2, x - 1 : x + 2] == 9).all()
-
-
-def test_instance_points_3d_and_jitter():
-    lab = np.zeros((7, 12, 12), np.uint16)
-    lab[1:6, 2:9, 2:9] = 1
-    assert instance_points(lab).tolist() == [[3, 5, 5]]
-    pts = [instance_points(lab, jitter=2, rng=np.random.default_rng(s))[0] for s in range(20)]
-    assert all(lab[tuple(p)] == 1 for p in pts)
-    assert all(np.linalg.norm(p - [3, 5, 5]) <= 2 for p in pts)
-    assert len({tuple(p) for p in pts}) > 1
-    again = [instance_points(lab, jitter=2, rng=np.random.default_rng(s))[0] for s in range(20)]
-    np.testing.assert_array_equal(pts, again)
-
-
-def test_points_from_masks(images, tmp_path):
-    masks = tmp_path / "masks"
-    masks.mkdir()
-    lab = np.zeros((20, 30), np.uint8)
-    lab[2:9, 3:10] = 1
-    lab[12:15, 20:25] = 2
-    tifffile.imwrite(masks / "a.labels.tif", lab)
-    vol = np.zeros((5, 20, 30), np.int32)
-    vol[1:4, 5:10, 5:10] = 7
-    tifffile.imwrite(masks / "v_mask.tif", vol)
-    res = points_from_masks(masks, images=images, mask_class="cell")
-    t = res.table
-    assert t.image.tolist() == ["a", "a", "v"] and t.class_names == ("cell",)
-    np.testing.assert_array_equal(t.coords, [[NAN, 5, 6], [NAN, 13, 22], [2, 7, 7]])
-    assert res.images_without_points == ("b", "mc")
-    j1 = points_from_masks(masks, jitter=3, seed=1).table.coords
-    j2 = points_from_masks(masks, jitter=3, seed=1).table.coords
-    np.testing.assert_array_equal(j1, j2)
-
-
-def test_points_from_masks_errors(images, tmp_path):
-    def mask(name, data):
-        folder = tmp_path / name
-        folder.mkdir()
-        tifffile.imwrite(folder / "a.tif", data)
-        return folder
-
-    msg = r"mask 'a.tif' has shape \(10, 10\) but image 'a' has spatial shape \(20, 30\)"
-    with pytest.raises(InputError, match=msg):
-        points_from_masks(mask("shape", np.ones((10, 10), np.uint8)), images=images)
-    with pytest.raises(InputError, match="every pixel is 0"):
-        points_from_masks(mask("zero", np.zeros((20, 30), np.uint8)))
-    with pytest.raises(InputError, match="non-integer"):
-        points_from_masks(mask("float", np.full((20, 30), 0.5, np.float32)))
-    with pytest.raises(InputError, match="negative ids"):
-        points_from_masks(mask("neg", np.full((20, 30), -1, np.int16)))
-    with pytest.raises(InputError, match="channels; expected one"):
-        points_from_masks(mask("rgb", np.ones((20, 30, 3), np.uint8)))
-    folder = tmp_path / "other"
-    folder.mkdir()
-    tifffile.imwrite(folder / "q.tif", np.ones((20, 30), np.uint8))
-    with pytest.raises(InputError, match=r"mask 'q.tif' matches no image \(stem 'q'\)"):
-        points_from_masks(folder, images=images)
-    with pytest.raises(InputError, match="--jitter must be >= 0"):
-        points_from_masks(folder, jitter=-1)
+def test_class_map_renames_before_matching(images, tmp_path):
+    typed = _write(tmp_path / "a.csv", "x,y,class\n1,2,Tumor\n3,4,lymph\n")
+    res = import_points([typed], images=images, classes=["tumour", "immune"],
+                        class_map={"tumor": "Tumour", "Lymph": "immune"})
+    assert res.table.class_name.tolist() == ["tumour", "immune"]
+    plain = _write(tmp_path / "b.csv", "image,x,y\na,1,2\n")
+    mapped = import_points([plain], images=images, class_map={"Object": "nucleus"})
+    assert mapped.table.class_names == ("nucleus",)  # the default class is renamed too
+    with pytest.raises(PointsError, match=r"classes \['lymph'\] not among --classes \['Tumor'\]; rename them"):
+        import_points([typed], images=images, classes=["Tumor"], class_map={"x": "y"})
