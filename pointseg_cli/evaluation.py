@@ -17,16 +17,16 @@ Overall scores
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from pointseg_cli.errors import InputError, check_choice
-from pointseg_cli.io.images import ZARR_SUFFIXES
+from pointseg_cli.errors import ConfigError, InputError, check_choice
+from pointseg_cli.io.images import ZARR_SUFFIXES, atomic_output
 from pointseg_cli.io.masks import mask_files, mask_stem, read_labels
 from pointseg_cli.metrics import (
     InstanceScores,
@@ -162,24 +162,12 @@ class Evaluation:
         }
 
 
-def evaluate_labels(
-    pred: str | Path,
-    gt: str | Path,
-    *,
-    classes: Sequence[str] | None = None,
-    gt_binary: bool = False,
-    instances: bool = False,
-    pred_instances: str = "components",
-    gt_instances: str = "ids",
-    threshold: float = 0.5,
-    axes: str | None = None,
-    progress: ProgressCallback | None = None,
-) -> Evaluation:
-    """Score predicted label images against ground truth.
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """How predictions are scored against ground truth.
 
-    Parameters
+    Attributes
     ----------
-    pred, gt : label image files or folders (see the matching rule above).
     classes : names of the object classes 1..K; labels above K are an error. Default: ids
         ``0..max`` found in any image, named by their number.
     gt_binary : score ground truth as foreground (any id > 0 → class 1) vs background, e.g.
@@ -188,11 +176,56 @@ def evaluate_labels(
     pred_instances, gt_instances : ``ids`` (label values are instance ids) or ``components``
         (connected components of each class). Defaults suit class-id predictions from
         ``segment`` against instance-labelled ground truth.
+    threshold : IoU a matched instance pair needs, in (0, 1].
     axes : axes override for reading the files.
+    """
+
+    classes: tuple[str, ...] | None = None
+    gt_binary: bool = False
+    instances: bool = False
+    pred_instances: str = "components"
+    gt_instances: str = "ids"
+    threshold: float = 0.5
+    axes: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("--pred-instances", self.pred_instances, INSTANCE_SOURCES)
+        check_choice("--gt-instances", self.gt_instances, INSTANCE_SOURCES)
+        if not 0 < self.threshold <= 1:
+            raise ConfigError(f"--iou-threshold must lie in (0, 1]; got {self.threshold}")
+        object.__setattr__(self, "classes", tuple(self.classes) if self.classes else None)
+
+
+def run_evaluate(
+    pred: str | Path,
+    gt: str | Path,
+    *,
+    config: EvaluateConfig | None = None,
+    json_out: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> Evaluation:
+    """Score predicted label images against ground truth (``pointseg evaluate``).
+
+    Parameters
+    ----------
+    pred, gt : label image files or folders (see the matching rule above).
+    config : how to score; defaults to :class:`EvaluateConfig` ``()``.
+    json_out : also write every score (:meth:`Evaluation.to_dict`) to this JSON file, atomically.
     progress : optional ``progress(task, done, total)`` callback.
     """
-    check_choice("--pred-instances", pred_instances, INSTANCE_SOURCES)
-    check_choice("--gt-instances", gt_instances, INSTANCE_SOURCES)
+    config = config or EvaluateConfig()
+    result = _evaluate(pred, gt, config=config, progress=progress)
+    if json_out is not None:
+        with atomic_output(json_out) as tmp:
+            Path(tmp).write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return result
+
+
+def _evaluate(
+    pred: str | Path, gt: str | Path, *, config: EvaluateConfig, progress: ProgressCallback | None
+) -> Evaluation:
+    classes, gt_binary, instances, axes = config.classes, config.gt_binary, config.instances, config.axes
+    pred_instances, gt_instances, threshold = config.pred_instances, config.gt_instances, config.threshold
     pairing = pair_label_files(pred, gt)
     fixed = len(classes) + 1 if classes else None
     cms: list[np.ndarray] = []

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -7,7 +8,11 @@ import pytest
 import tifffile
 
 from pointseg_cli.errors import ConfigError, InputError
-from pointseg_cli.evaluation import evaluate_labels, pair_label_files
+from pointseg_cli.evaluation import EvaluateConfig, pair_label_files, run_evaluate
+
+
+def evaluate_labels(pred, gt, **settings):
+    return run_evaluate(pred, gt, config=EvaluateConfig(**settings))
 
 
 def _img(path, data):
@@ -130,3 +135,15 @@ def test_evaluate_huge_instance_ids(tmp_path):
     assert ev.overall.miou_all == 1.0 and ev.overall_instances.tp == 2
     with pytest.raises(InputError, match=r"label id 4294967295, more than 1000 classes: .*--gt-binary"):
         evaluate_labels(p, g)
+
+
+def test_evaluate_config_is_validated_and_json_written(tmp_path, pair):
+    with pytest.raises(ConfigError, match=r"--iou-threshold must lie in \(0, 1\]; got 0"):
+        EvaluateConfig(threshold=0)
+    with pytest.raises(ConfigError, match="--gt-instances must be one of ids, components"):
+        EvaluateConfig(gt_instances="x")
+    assert EvaluateConfig(classes=["a"]).classes == ("a",) and EvaluateConfig(classes=[]).classes is None
+    p, g = pair
+    out = tmp_path / "s.json"
+    ev = run_evaluate(p, g, config=EvaluateConfig(gt_binary=True), json_out=out)
+    assert json.loads(out.read_text())["overall"]["miou_all"] == pytest.approx(ev.overall.miou_all)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import typer
 from rich.table import Table
 
 from pointseg_cli.cli._common import RichProgress, console, get_state, progress_enabled
-from pointseg_cli.evaluation import Evaluation, evaluate_labels
-from pointseg_cli.io.images import atomic_output
+from pointseg_cli.evaluation import EvaluateConfig, Evaluation, run_evaluate
 from pointseg_cli.io.points import parse_classes
 from pointseg_cli.metrics import InstanceScores, SemanticScores
 
@@ -50,15 +48,12 @@ def command(
         pointseg evaluate results/ data/ --gt-binary --instances --json scores.json
     """
     state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
-    names = parse_classes(classes)
+    config = EvaluateConfig(
+        classes=parse_classes(classes), gt_binary=gt_binary, instances=instances, pred_instances=pred_instances,
+        gt_instances=gt_instances, threshold=iou_threshold, axes=axes,
+    )
     with RichProgress(enabled=progress_enabled(state), transient=True) as progress:
-        result = evaluate_labels(
-            pred, gt, classes=names, gt_binary=gt_binary, instances=instances, pred_instances=pred_instances,
-            gt_instances=gt_instances, threshold=iou_threshold, axes=axes, progress=progress,
-        )
-    if json_out is not None:
-        with atomic_output(json_out) as tmp:
-            tmp.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+        result = run_evaluate(pred, gt, config=config, json_out=json_out, progress=progress)
     if not state.quiet:
         _render(result)
 

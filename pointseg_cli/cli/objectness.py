@@ -8,9 +8,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pointseg_cli.cli._common import RichProgress, console, get_state
+from pointseg_cli.cli._common import RichProgress, console, get_state, progress_enabled
 from pointseg_cli.errors import BatchError, InputError
-from pointseg_cli.io.points import parse_classes, read_points_csv
+from pointseg_cli.io.points import parse_classes
 from pointseg_cli.objectness import DEFAULT_W, ObjectnessConfig
 from pointseg_cli.objectness.batch import run_objectness
 from pointseg_cli.parsing import parse_floats, parse_ints
@@ -18,6 +18,7 @@ from pointseg_cli.preprocess.normalize import Normalization
 
 
 def command(
+    ctx: typer.Context,
     points: Path = typer.Argument(..., help="Canonical points CSV (image,z,y,x,class)."),
     images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
@@ -63,10 +64,7 @@ def command(
 
     pointseg objectness points.csv images/ --out objectness/ --cost parent --w 20
     """
-    state = get_state()
-    if not points.is_file():
-        raise InputError(f"points file {str(points)!r} does not exist")
-    table = read_points_csv(points, classes=parse_classes(classes))
+    state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
     config = ObjectnessConfig(
         w=w,
         mode=mode,
@@ -81,10 +79,10 @@ def command(
         equalize=equalize,
     )
     grid = parse_ints(tune_diffusion, what="--tune-diffusion", minimum=0) or ()
-    with RichProgress() as bar:
+    with RichProgress(enabled=progress_enabled(state)) as bar:
         run = run_objectness(
-            table, images, out, config=config, axes=axes, preview=preview, stain_target=stain_normalize,
-            tune_masks=tune, diffusion_grid=grid, progress=bar,
+            points, images, out, config=config, classes=parse_classes(classes), axes=axes, preview=preview,
+            stain_target=stain_normalize, tune_masks=tune, diffusion_grid=grid, progress=bar,
         )
     if state.quiet and not run.failed:
         return

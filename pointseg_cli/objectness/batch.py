@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pointseg_cli import __version__
-from pointseg_cli.errors import ImageFormatError, InputError, PointsegError
+from pointseg_cli.errors import ConfigError, ImageFormatError, InputError, PointsegError
 from pointseg_cli.io.images import (
     atomic_output,
     find_images,
@@ -29,9 +29,8 @@ from pointseg_cli.io.images import (
     write_tiff,
 )
 from pointseg_cli.io.masks import find_masks, read_labels
-from pointseg_cli.io.points import PointTable
-from pointseg_cli.objectness.grow import compute_objectness
-from pointseg_cli.objectness.pipeline import ObjectnessConfig, prepare_image
+from pointseg_cli.io.points import PointTable, read_points_csv
+from pointseg_cli.objectness.pipeline import ObjectnessConfig, grow_prepared, prepare_image
 from pointseg_cli.objectness.preview import render_preview
 from pointseg_cli.objectness.tune import TuneResult, TuneSample, tune
 from pointseg_cli.progress import ProgressCallback, noop_progress
@@ -81,6 +80,14 @@ def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None]:
     return image, ndim, _channel_axis(image, ndim)
 
 
+def _points(points: PointTable | str | Path, classes: Sequence[str] | None) -> PointTable:
+    if isinstance(points, PointTable):
+        return points
+    if not Path(points).is_file():
+        raise InputError(f"points file {str(points)!r} does not exist")
+    return read_points_csv(points, classes=classes)
+
+
 def _tune_samples(
     pairs: Sequence[tuple[Path, str]], points: PointTable, masks_dir: Path, axes: str | None, target: Any
 ) -> list[TuneSample]:
@@ -111,12 +118,9 @@ def _process(
     t0 = time.perf_counter()
     image, ndim, ch = _load(path, axes)
     pts = points.for_image(stem)
-    seeds = pts.pixel_coords(ndim)
     x = prepare_image(image, config, channel_axis=ch, stain_target=target)
     del image
-    res = compute_objectness(x, seeds, pts.class_ids(), w=config.w, channel_axis=ch,
-                             connectivity=config.connectivity, mode=config.mode, spacing=config.spacing,
-                             cost=config.cost)
+    res = grow_prepared(x, pts, config=config, channel_axis=ch)
     spatial_axes = "ZYX"[3 - ndim:]
     meta = {"classes": ["background", *points.class_names], "w": config.w, "mode": config.mode,
             "cost": config.cost, "pointseg": __version__}
@@ -128,17 +132,19 @@ def _process(
                    compression="zlib"),
     ]
     if preview:
+        seeds = pts.pixel_coords(ndim)
         outputs.append(write_png(out_dir / f"{stem}.preview.png", render_preview(x, res, seeds, channel_axis=ch)))
     return ImageOutcome(stem=stem, path=path, seeds=len(pts), shape=res.regions.shape, outputs=tuple(outputs),
                         seconds=time.perf_counter() - t0)
 
 
 def run_objectness(
-    points: PointTable,
+    points: PointTable | str | Path,
     inputs: Sequence[str | Path],
     out_dir: str | Path,
     *,
     config: ObjectnessConfig,
+    classes: Sequence[str] | None = None,
     axes: str | None = None,
     preview: bool = False,
     stain_target: str | Path | None = None,
@@ -150,13 +156,15 @@ def run_objectness(
 
     Parameters
     ----------
-    points : PointTable
-        Canonical points of all images (class order = ``points.class_names``).
+    points : PointTable, str or Path
+        Canonical points of all images (class order = ``points.class_names``), or the points CSV.
     inputs : sequence of str or Path
         Image files, folders or glob patterns.
     out_dir : str or Path
         Output folder (created if needed).
     config : ObjectnessConfig
+    classes : sequence of str, optional
+        Class order when ``points`` is a file (default: sorted names).
     axes : str, optional
         Axes override for the images (e.g. ``"CZYX"``).
     preview : bool
@@ -173,6 +181,10 @@ def run_objectness(
     Per-image input errors are recorded in the outcome and do not stop the batch.
     """
     progress = progress or noop_progress
+    points = _points(points, classes)
+    grid = tuple(int(d) for d in diffusion_grid)
+    if tune_masks is not None and (not grid or min(grid) < 0):
+        raise ConfigError(f"diffusion iterations tried by tuning must be one or more values >= 0; got {list(grid)}")
     paths = find_images(inputs)
     with_points = set(points.stems)
     pairs = [(p, image_stem(p)) for p in paths if image_stem(p) in with_points]
@@ -199,7 +211,7 @@ def run_objectness(
     tuned = None
     if tune_masks is not None:
         samples = _tune_samples(pairs, points, Path(tune_masks), axes, target)
-        tuned = tune(samples, config, diffusion_grid=diffusion_grid, progress=progress)
+        tuned = tune(samples, config, diffusion_grid=grid, progress=progress)
         config = tuned.apply(config)
 
     outcomes = []

@@ -160,9 +160,17 @@ def objectness_for_image(
     -------
     ObjectnessResult
     """
-    ndim = np.ndim(image) - (channel_axis is not None)
-    seeds = points.pixel_coords(ndim)
     x = prepare_image(image, config, channel_axis=channel_axis, stain_target=stain_target)
+    return grow_prepared(x, points, config=config, channel_axis=channel_axis)
+
+
+def grow_prepared(
+    x: np.ndarray, points: PointTable, *, config: ObjectnessConfig, channel_axis: int | None = None
+) -> ObjectnessResult:
+    """Region growing on an image already through :func:`prepare_image` (the second half of
+    :func:`objectness_for_image`, for callers that also need the prepared intensities)."""
+    ndim = np.ndim(x) - (channel_axis is not None)
+    seeds = points.pixel_coords(ndim)
     log.debug("objectness: %d seeds on %s image, config %s", len(points), x.shape, config)
     return compute_objectness(
         x,

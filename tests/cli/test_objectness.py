@@ -168,3 +168,30 @@ def test_stain_normalized_rgb(runner, tmp_path: Path, rng: np.random.Generator) 
     assert meta["preprocessing"]["stain_method"] == "macenko"
     assert meta["preprocessing"]["stain_target"].endswith("target.tif")
     assert tifffile.imread(out / "he.objectness.tif").shape == (2, 24, 24)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tune-diffusion", "0,-5"], "--tune-diffusion values must be >= 0"),
+        (["--tune-diffusion", ""], "one or more values >= 0"),
+        (["--spacing", "1,x"], "--spacing must be numbers separated by commas"),
+    ],
+)
+def test_bad_lists_exit_2(runner, tmp_path: Path, rng: np.random.Generator, args, message) -> None:  # noqa: ANN001
+    points, images, masks = _scene(tmp_path, rng)
+    res = runner.invoke(app, ["objectness", str(points), str(images), "--out", str(tmp_path / "o"), "--tune",
+                              str(masks), *args])
+    assert res.exit_code == 2 and message in " ".join(res.output.split()), res.output
+
+
+def test_run_objectness_reads_the_points_file(tmp_path: Path, rng: np.random.Generator) -> None:
+    from pointseg_cli.errors import InputError
+    from pointseg_cli.objectness import ObjectnessConfig
+    from pointseg_cli.objectness.batch import run_objectness
+
+    points, images, _ = _scene(tmp_path, rng)
+    run = run_objectness(points, [images], tmp_path / "o", config=ObjectnessConfig(), classes=["small", "big"])
+    assert run.classes == ("small", "big") and run.failed == 0 and len(run.outcomes) == 2
+    with pytest.raises(InputError, match="points file '.*nope.csv' does not exist"):
+        run_objectness(tmp_path / "nope.csv", [images], tmp_path / "o", config=ObjectnessConfig())
