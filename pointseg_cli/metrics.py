@@ -111,11 +111,6 @@ def scores_from_confusion(cm: np.ndarray) -> SemanticScores:
     return SemanticScores(confusion=cm, iou=iou, miou_objects=_nanmean(iou[1:]), miou_all=_nanmean(iou))
 
 
-def semantic_scores(pred: np.ndarray, gt: np.ndarray, n_classes: int) -> SemanticScores:
-    """:func:`scores_from_confusion` of :func:`confusion_matrix`."""
-    return scores_from_confusion(confusion_matrix(pred, gt, n_classes))
-
-
 def pad_confusion(cm: np.ndarray, n_classes: int) -> np.ndarray:
     """Grow a confusion matrix to ``n_classes`` (new classes have no pixels)."""
     out = np.zeros((n_classes, n_classes), dtype=np.int64)

@@ -10,8 +10,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from pointseg_cli.train.losses import UNLABELLED
-
 
 @lru_cache(maxsize=16)
 def ball_offsets(radius: int, ndim: int) -> np.ndarray:
@@ -59,16 +57,6 @@ def rasterize_points(
     order = np.argsort(-ring, kind="stable")
     sparse[tuple(coords[order].T)] = labels[order]
     return sparse
-
-
-def sparse_labels(
-    shape: tuple[int, ...], points: np.ndarray, classes: np.ndarray, *, background: np.ndarray | None, radius: int
-) -> np.ndarray:
-    """Sparse map ``(*shape)`` int16: boundary background 0, point balls their class, else −1."""
-    sparse = np.full(shape, UNLABELLED, dtype=np.int16)
-    if background is not None:
-        sparse[background.astype(bool)] = 0
-    return rasterize_points(sparse, points, classes, radius=radius)
 
 
 def gaussian_soft_labels(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pointseg_cli.train.targets import ball_offsets, gaussian_soft_labels, rasterize_points, sparse_labels
+from pointseg_cli.train.targets import ball_offsets, gaussian_soft_labels, rasterize_points
 
 
 def test_ball_offsets_counts() -> None:
@@ -12,14 +12,6 @@ def test_ball_offsets_counts() -> None:
     assert len(ball_offsets(1, 2)) == 5
     assert len(ball_offsets(1, 3)) == 7
     assert tuple(ball_offsets(2, 2)[0]) == (0, 0)
-
-
-def test_sparse_labels_points_override_background() -> None:
-    bg = np.zeros((5, 5), bool)
-    bg[2, :] = True
-    sp = sparse_labels((5, 5), np.array([[2, 2], [0, 4]]), np.array([2, 1]), background=bg, radius=0)
-    assert sp[2, 2] == 2 and sp[0, 4] == 1 and sp[2, 0] == 0 and sp[4, 4] == -1
-    assert (sp == 0).sum() == 4
 
 
 def test_rasterize_batched_with_radius_and_clipping() -> None:
