@@ -13,26 +13,17 @@ from rich.table import Table
 
 from pointseg_cli.cli._common import console, err_console, get_state, progress_enabled
 from pointseg_cli.errors import ConfigError, InputError
+from pointseg_cli.parsing import parse_floats, parse_ints
 
 DIMENSION_ARCH = {2: "fpn", 3: "unet3d"}
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"{what} must be numbers separated by commas (e.g. 1,1,1); got {text!r}") from None
+    return parse_floats(text, what=what, example="1,1,1")
 
 
 def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"{what} must be integers separated by commas (e.g. 128,128); got {text!r}") from None
+    return parse_ints(text, what=what, example="128,128")
 
 
 def _names(text: str | None) -> tuple[str, ...] | None:
