@@ -78,10 +78,10 @@ def run_side_by_side(args: argparse.Namespace) -> None:
     import torch
     from monai.inferers import sliding_window_inference
 
-    from pointseg_cli.export.metadata import ModelMetadata
     from pointseg_cli.export.onnx import export_module
     from pointseg_cli.infer.predictors import OrtPredictor
     from pointseg_cli.infer.segment import SegmentOptions, segment_file
+    from pointseg_cli.model.metadata import ModelMetadata
     from pointseg_cli.nets.unet3d import UNet3D
     from pointseg_cli.preprocess.normalize import Normalization, normalize_image
 

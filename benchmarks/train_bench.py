@@ -24,7 +24,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pointseg_cli.io.points import read_points_csv  # noqa: E402
-from pointseg_cli.nets import build_model  # noqa: E402
+from pointseg_cli.model import build_model  # noqa: E402
 from pointseg_cli.train.config import TrainConfig  # noqa: E402
 from pointseg_cli.train.loop import train  # noqa: E402
 from tests.train.synthetic import make_dataset  # noqa: E402

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pointseg_cli.export.metadata import ModelMetadata
 from pointseg_cli.export.onnx import export_module
+from pointseg_cli.model.metadata import ModelMetadata
 from pointseg_cli.zoo import sha256_of
 
 HERE = Path(__file__).resolve().parent

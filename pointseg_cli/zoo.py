@@ -20,10 +20,10 @@ from importlib import resources
 from pathlib import Path
 
 from pointseg_cli.errors import ModelError, check_choice
+from pointseg_cli.model.spec import KINDS
 
 log = logging.getLogger(__name__)
 
-KINDS = ("2d-gray", "2d-rgb", "3d")
 COLUMNS = ("name", "sha256", "file", "kind", "embedded", "description")
 #: Release page the non-embedded models are published under (placeholder until the first release).
 DEFAULT_MODELS_URL = "https://github.com/pointseg/pointseg/releases/download/models-v1/"
@@ -230,3 +230,19 @@ def resolve_model(name_or_path: str | Path | None, *, kind: str) -> Path:
             raise ModelError(f"model {text!r} not found: expected an .onnx file, a run directory or a .pt checkpoint")
         return path
     return fetch(text)
+
+
+def model_backend(name_or_path: str | Path | None) -> str:
+    """The runtime ``--model`` will run on: ``onnxruntime`` for ONNX models, ``torch`` for checkpoints.
+
+    Decided from names and suffixes only (nothing is downloaded or loaded). ``None`` (the default
+    models) is ``torch`` only when a default model is a checkpoint.
+    """
+    if name_or_path is None:
+        registry = {e.name: e for e in read_registry()}
+        files = [registry[n].file for n in read_defaults().values() if n in registry]
+    elif _looks_like_path(str(name_or_path)):
+        files = [str(name_or_path)]
+    else:
+        files = [get_entry(str(name_or_path)).file]
+    return "onnxruntime" if all(f.endswith(".onnx") for f in files) else "torch"

@@ -147,3 +147,13 @@ def test_packaged_defaults_name_registered_models_of_their_kind():
         assert name in registry, f"defaults.txt names {name!r}, which is not in registry.txt"
         assert registry[name].kind == kind
         assert zoo.fetch(name).is_file()
+
+
+def test_model_backend_from_names_and_suffixes(tmp_path, monkeypatch):
+    assert zoo.model_backend(None) == "onnxruntime"  # the packaged defaults are ONNX models
+    assert zoo.model_backend("test-3d") == zoo.model_backend(tmp_path / "m.onnx") == "onnxruntime"
+    assert zoo.model_backend(tmp_path / "run") == zoo.model_backend("best.pt") == "torch"
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        zoo.model_backend("nope")
+    monkeypatch.setattr(zoo, "read_defaults", lambda: {"3d": "nuclei-3d", "2d-gray": "missing"})
+    assert zoo.model_backend(None) == "onnxruntime"

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from pointseg_cli.cli._common import RichProgress, console, err_console, get_state
-from pointseg_cli.errors import BatchError, ConfigError, PointsegError, check_choice
+from pointseg_cli.errors import BatchError, ConfigError
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from pointseg_cli.infer.batch import FileResult, SegmentBatchResult
 
 
 def _parse_tile(text: str | None) -> tuple[int, ...] | None:
@@ -25,12 +26,6 @@ def _parse_tile(text: str | None) -> tuple[int, ...] | None:
     if len(tile) not in (2, 3) or any(t < 1 for t in tile):
         raise ConfigError(f"--tile must have 2 or 3 positive sizes; got {text!r}")
     return tile
-
-
-def _kind_of(info) -> str:  # noqa: ANN001 - ImageInfo
-    if info.ndim == 3:
-        return "3d"
-    return "2d-gray" if info.channels == 1 else "2d-rgb"
 
 
 def command(
@@ -74,88 +69,41 @@ def command(
     -------
     pointseg segment volumes/*.tif --out-dir seg --model test-3d --probabilities zarr --preview
     """
-    from pointseg_cli.infer.predictors import DEVICE_CHOICES, PRECISION_CHOICES, make_predictor
-    from pointseg_cli.infer.segment import SegmentOptions, output_paths, segment_file
-    from pointseg_cli.io.images import find_images, read_info
-    from pointseg_cli.zoo import resolve_model
+    from pointseg_cli.devices import resolve_device
+    from pointseg_cli.infer.batch import SegmentConfig, run_segment
+    from pointseg_cli.zoo import model_backend
 
-    check_choice("device", device, DEVICE_CHOICES)
-    check_choice("precision", precision, PRECISION_CHOICES)
-    options = SegmentOptions(
-        tile=_parse_tile(tile), overlap=overlap, blend=blend, batch_size=batch_size,
-        probabilities=probabilities, preview=preview, stain=not no_stain_normalize,
+    config = SegmentConfig(
+        tile=_parse_tile(tile), overlap=overlap, blend=blend, batch_size=batch_size, precision=precision,
+        probabilities=probabilities, preview=preview, overwrite=overwrite, axes=axes, stain=not no_stain_normalize,
     )
-    paths = find_images(inputs)
-    state = get_state()
-    predictors: dict[str, object] = {}
-
-    def predictor_for(kind: str):  # noqa: ANN202
-        # A model path/name is resolved once; defaults may differ by input kind.
-        key = model or kind
-        if key not in predictors:
-            model_path = resolve_model(model, kind=kind)
-            predictors[key] = make_predictor(model_path, device=device, precision=precision)
-            pred = predictors[key]
-            log.info("model %s runs on %s", model_path, pred.provider)  # type: ignore[attr-defined]
-            stain = pred.metadata.normalization.get("stain")  # type: ignore[attr-defined]
-            if stain:
-                log.info("stain normalisation to %s (%s) %s", stain.get("target", "the training target"),
-                         stain.get("method"), "skipped (--no-stain-normalize)" if no_stain_normalize else "on")
-        return predictors[key]
-
-    if model is not None:
-        predictor_for("3d")  # check --model, --device and --precision before touching the output folder
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    rows: list[tuple[str, str, str, str, str, str]] = []
-    failures: list[str] = []
-    failed = 0
+    resolved = resolve_device(device, backend=model_backend(model))
     with RichProgress() as progress:
-        for i, path in enumerate(paths):
-            progress("all files", i, len(paths))
-            try:
-                info = read_info(path, axes=axes)
-            except PointsegError as exc:
-                failed += 1
-                failures.append(f"{path}: {exc}")
-                rows.append((path.name, "?", "", "", "[red]failed[/]", ""))
-                continue
-            shape = "×".join(map(str, info.shape))
-            targets = output_paths(out_dir, info.stem, options)
-            if not overwrite and all(p.exists() for p in targets.values()):
-                rows.append((path.name, shape, "", "", "[yellow]skipped[/] (outputs exist)", ""))
-                continue
-            # A bad --model or --device, or no default model for this kind: a usage error (exit 2).
-            pred = predictor_for(_kind_of(info))
-            try:
-                res = segment_file(path, out_dir, pred, options=options, axes=axes, progress=progress)
-            except PointsegError as exc:
-                failed += 1
-                failures.append(f"{path}: {exc}")
-                rows.append((path.name, shape, "", "", "[red]failed[/]", pred.provider))
-                log.debug("segment failed for %s", path, exc_info=True)
-                continue
-            except MemoryError:
-                failed += 1
-                failures.append(f"{path}: out of host memory (try a smaller --tile or --batch-size)")
-                rows.append((path.name, shape, "", "", "[red]failed[/]", pred.provider))
-                continue
-            rows.append((
-                path.name, shape, f"{res.seconds:.2f} s", f"{res.voxels_per_second / 1e6:.2f} M",
-                "[green]ok[/]", res.provider,
-            ))
-        progress("all files", len(paths), len(paths))
+        result = run_segment(inputs, config, out_dir=out_dir, model=model, device=resolved, progress=progress)
+    _render(result)
+    if result.n_failed:
+        raise BatchError(result.n_failed, len(result.files))
 
-    if not state.quiet or failed:
-        table = Table(title=f"pointseg segment → {out_dir}")
+
+def _row(res: FileResult) -> tuple[str, str, str, str, str, str]:
+    shape = "×".join(map(str, res.shape)) if res.shape is not None else "?"
+    if res.status == "ok":
+        speed = (res.voxels_per_second or 0.0) / 1e6
+        return res.path.name, shape, f"{res.seconds:.2f} s", f"{speed:.2f} M", "[green]ok[/]", res.provider
+    status = "[red]failed[/]" if res.status == "failed" else f"[yellow]skipped[/] ({escape(res.message)})"
+    return res.path.name, shape, "", "", status, res.provider
+
+
+def _render(result: SegmentBatchResult) -> None:
+    """The summary table (unless --quiet and nothing failed), then one line per failed file."""
+    if not get_state().quiet or result.n_failed:
+        table = Table(title=f"pointseg segment → {result.out_dir}")
         table.add_column("file", overflow="fold")
         for col in ("shape", "time", "voxels/s", "status"):
             table.add_column(col, no_wrap=True)
         table.add_column("provider", overflow="fold")
-        for row in rows:
-            table.add_row(*row)
+        for res in result.files:
+            table.add_row(*_row(res))
         console.print(table)
-    for line in failures:
-        err_console.print(f"[red]failed:[/] {escape(line)}", soft_wrap=True, highlight=False)
-    if failed:
-        raise BatchError(failed, len(paths))
+    for res in result.failures:
+        err_console.print(f"[red]failed:[/] {escape(f'{res.path}: {res.message}')}", soft_wrap=True, highlight=False)

@@ -2,7 +2,7 @@
 
 The exported graph has input ``image`` ``(N, C, *spatial)`` and output ``logits``
 ``(N, K+1, *spatial)`` with dynamic batch and spatial axes, carries the ``pointseg.*`` metadata
-of :mod:`pointseg_cli.export.metadata`, passes ``onnx.checker`` and agrees with the PyTorch
+of :mod:`pointseg_cli.model.metadata`, passes ``onnx.checker`` and agrees with the PyTorch
 model on a random input of the training tile size. If it does not, :class:`ParityError` is raised
 and no file is left behind.
 """
@@ -18,16 +18,17 @@ from typing import Any
 import numpy as np
 
 from pointseg_cli.errors import ConfigError, ModelError, ParityError, check_choice
-from pointseg_cli.export.metadata import ModelMetadata, metadata_from_loaded, read_model_metadata
+from pointseg_cli.model.checkpoint import load_model
+from pointseg_cli.model.metadata import ModelMetadata, metadata_from_loaded
+from pointseg_cli.model.spec import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16")
 #: Default parity tolerance on the relative error (max |onnx - torch| / max |torch|).
 DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 MAX_OPSET = 18
 
-__all__ = ["ExportResult", "export_module", "export_onnx", "read_model_metadata"]
+__all__ = ["ExportResult", "export_module", "export_onnx"]
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,6 @@ def export_onnx(
 
     See :func:`export_module` for the parameters and checks.
     """
-    from pointseg_cli.train.checkpoint import load_model
-
     loaded = load_model(run_dir_or_ckpt, device="cpu")
     return export_module(
         loaded.model, metadata_from_loaded(loaded), out, precision=precision, opset=opset, tolerance=tolerance

@@ -15,13 +15,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from pointseg_cli import devices
+from pointseg_cli.devices import DEVICE_CHOICES
 from pointseg_cli.errors import ConfigError, DeviceError, ModelError, check_choice
-from pointseg_cli.export.metadata import ModelMetadata, read_model_metadata
+from pointseg_cli.model.metadata import ModelMetadata, read_model_metadata
+from pointseg_cli.model.spec import PRECISION_CHOICES, PRECISIONS
 
 log = logging.getLogger(__name__)
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-PRECISION_CHOICES = ("auto", "fp32", "fp16")
 
 
 @runtime_checkable
@@ -47,15 +47,6 @@ def _check_batch(batch: np.ndarray, meta: ModelMetadata) -> None:
             f"model expects tiles (N, {meta.channels}, {'Z, ' if meta.ndim == 3 else ''}Y, X); "
             f"got shape {batch.shape}"
         )
-
-
-def _nvidia_driver_absent() -> bool:
-    """True only when this is Linux and no NVIDIA driver is loaded (then CUDA cannot work)."""
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    return not (Path("/proc/driver/nvidia").exists() or Path("/dev/nvidiactl").exists())
 
 
 def _import_ort(*, want_cuda: bool) -> Any:
@@ -98,7 +89,7 @@ class OrtPredictor:
         self._meta = read_model_metadata(self.path)
         # ``auto`` skips the CUDA attempt where no NVIDIA driver exists (saves time and log noise);
         # everywhere else the created session's providers decide, never get_available_providers().
-        no_driver = _nvidia_driver_absent()
+        no_driver = devices.nvidia_driver_absent()
         if device == "cuda" and no_driver:
             raise DeviceError(
                 "device 'cuda' was requested but this machine has no NVIDIA driver (no /proc/driver/nvidia); "
@@ -182,7 +173,7 @@ class TorchPredictor:
     def __init__(self, model: Any, metadata: ModelMetadata, *, device: str = "cpu", precision: str = "fp32") -> None:
         import torch
 
-        check_choice("precision", precision, ("fp32", "fp16"))
+        check_choice("precision", precision, PRECISIONS)
         self._torch = torch
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -192,8 +183,8 @@ class TorchPredictor:
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, device: str = "cpu", precision: str = "fp32") -> TorchPredictor:
         """Load a training run directory or ``.pt`` checkpoint (``pointseg train`` output)."""
-        from pointseg_cli.export.metadata import metadata_from_loaded
-        from pointseg_cli.train.checkpoint import load_model
+        from pointseg_cli.model.checkpoint import load_model
+        from pointseg_cli.model.metadata import metadata_from_loaded
 
         loaded = load_model(path, device=device)
         return cls(loaded.model, metadata_from_loaded(loaded), device=device, precision=precision)
@@ -222,7 +213,17 @@ class TorchPredictor:
 def make_predictor(model_path: str | Path, *, device: str = "auto", precision: str = "auto") -> Predictor:
     """Predictor for an ``.onnx`` file, or a training run dir / ``.pt`` checkpoint (PyTorch).
 
-    ``precision`` only applies to checkpoints (an ONNX model's precision is fixed at export).
+    Parameters
+    ----------
+    model_path : path-like
+        ``.onnx`` file (onnxruntime) or run directory / ``.pt`` checkpoint (PyTorch).
+    device : {"cpu", "cuda", "auto"}
+        Pass the device resolved once by the caller
+        (:func:`pointseg_cli.devices.resolve_device`); ``auto`` is resolved here for checkpoints
+        and by the created session for ONNX models.
+    precision : {"auto", "fp32", "fp16"}
+        For checkpoints: ``auto`` is fp16 on CUDA, fp32 on the CPU. For ONNX models the precision
+        is fixed at export; a value other than ``auto`` must match it.
     """
     check_choice("precision", precision, PRECISION_CHOICES)
     path = Path(model_path)
@@ -235,8 +236,6 @@ def make_predictor(model_path: str | Path, *, device: str = "auto", precision: s
                     f"{precision}); {path.name} is {meta.precision}"
                 )
         return OrtPredictor(path, device=device)
-    from pointseg_cli.devices import resolve_device
-
-    torch_device = resolve_device(device)
+    torch_device = devices.resolve_device(device, backend="torch")
     prec = "fp16" if precision == "fp16" or (precision == "auto" and torch_device == "cuda") else "fp32"
     return TorchPredictor.from_checkpoint(path, device=torch_device, precision=prec)

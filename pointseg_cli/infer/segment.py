@@ -387,8 +387,3 @@ def segment_block(
     core = tuple(slice(h, s - h) for h, s in zip(halo, labels.shape, strict=True))
     return labels[core]
 
-
-def describe_options(options: SegmentOptions) -> dict[str, Any]:
-    """Options as a plain dict (for logs and summaries)."""
-    keys = ("tile", "overlap", "blend", "batch_size", "probabilities", "preview", "stain")
-    return {k: getattr(options, k) for k in keys}

@@ -34,8 +34,6 @@ SlabReader = Callable[[int, int], np.ndarray]
 #: ``normalize(raw)`` -> float32 of the same shape (channel last).
 Normalizer = Callable[[np.ndarray], np.ndarray]
 
-OUTPUTS = ("labels", "probabilities", "logits")
-
 
 @dataclass(frozen=True)
 class Rows:

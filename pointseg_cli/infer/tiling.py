@@ -220,14 +220,6 @@ def blend_window_1d(size: int, mode: str = "gaussian") -> np.ndarray:
     return np.maximum(w, MIN_WEIGHT)
 
 
-def blend_weights(tile: Sequence[int], mode: str = "gaussian") -> np.ndarray:
-    """Separable blend weights for one tile, shape ``tile``, float32, strictly positive."""
-    out = np.ones((), dtype=np.float64)
-    for t in tile:
-        out = np.multiply.outer(out, blend_window_1d(int(t), mode))
-    return out.astype(np.float32)
-
-
 def pad_to(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Pad the leading ``len(shape)`` axes of ``x`` at their end up to ``shape`` by reflection.
 

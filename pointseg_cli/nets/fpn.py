@@ -16,16 +16,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from pointseg_cli.errors import ConfigError, check_choice
+from pointseg_cli.nets.arch import ARCH_DIVISOR, ENCODERS
 
 #: Spatial sizes fed to the FPN must be multiples of this.
-FPN_DIVISOR = 32
+FPN_DIVISOR = ARCH_DIVISOR["fpn"]
 
-#: Encoder name -> (block kind, blocks per stage).
-ENCODERS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
-    "resnet18": ("basic", (2, 2, 2, 2)),
-    "resnet34": ("basic", (3, 4, 6, 3)),
-    "resnet50": ("bottleneck", (3, 4, 6, 3)),
-}
+#: Encoder name (:data:`~pointseg_cli.nets.arch.ENCODERS`) -> (block kind, blocks per stage).
+ENCODER_BLOCKS: dict[str, tuple[str, tuple[int, int, int, int]]] = dict(
+    zip(ENCODERS, (("basic", (2, 2, 2, 2)), ("basic", (3, 4, 6, 3)), ("bottleneck", (3, 4, 6, 3))), strict=True)
+)
 
 
 def _conv_bn_relu(cin: int, cout: int, *, kernel: int = 3, stride: int = 1) -> nn.Sequential:
@@ -103,8 +102,8 @@ class ResNetEncoder(nn.Module):
 
     def __init__(self, in_channels: int, *, name: str = "resnet50", width: int = 64) -> None:
         super().__init__()
-        check_choice("encoder", name, tuple(ENCODERS))
-        kind, counts = ENCODERS[name]
+        check_choice("encoder", name, ENCODERS)
+        kind, counts = ENCODER_BLOCKS[name]
         block = BasicBlock if kind == "basic" else Bottleneck
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),

@@ -11,9 +11,10 @@ import torch
 from torch import nn
 
 from pointseg_cli.errors import ConfigError
+from pointseg_cli.nets.arch import ARCH_DIVISOR
 
 #: Spatial sizes fed to the U-Net must be multiples of this (three 2× poolings).
-UNET_DIVISOR = 8
+UNET_DIVISOR = ARCH_DIVISOR["unet3d"]
 LEVELS = 4
 
 

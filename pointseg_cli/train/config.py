@@ -14,18 +14,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from pointseg_cli.devices import DEVICE_CHOICES as DEVICES
 from pointseg_cli.errors import ConfigError, check_choice
+from pointseg_cli.nets.arch import ARCH_DIVISOR as _DIVISOR
+from pointseg_cli.nets.arch import ARCH_NDIM as _NDIM
+from pointseg_cli.nets.arch import ARCHS, ENCODERS
 from pointseg_cli.objectness.grow import COSTS as OBJECTNESS_COSTS
 from pointseg_cli.objectness.pipeline import DEFAULT_W
 from pointseg_cli.preprocess.stain import check_reference
 
-ARCHS = ("fpn", "unet3d")
-ENCODERS = ("resnet18", "resnet34", "resnet50")
 LOSS_TERMS = ("pce", "img", "obj")
 OBJECTNESS_KINDS = ("paper", "gauss", "dir")
 OBJECTNESS_MODES = ("paper", "geodesic")
 SUPERVISION = ("points", "masks")
-DEVICES = ("auto", "cpu", "cuda")
 
 #: Paper defaults per spatial dimensionality: crop (spatial) and batch size.
 DEFAULT_CROP = {2: (128, 128), 3: (32, 64, 64)}
@@ -34,8 +35,6 @@ DEFAULT_BATCH = {2: 64, 3: 20}
 #: region-boundary surfaces outnumber the clicks and a quarter of them lie inside touching nuclei
 #: (docs/results.md: with 0.02 validation IoU fell from 0.73 to 0.57 over 300 steps, with 0 it rose).
 DEFAULT_BG_WEIGHT = {2: 0.1, 3: 0.0}
-_DIVISOR = {"fpn": 32, "unet3d": 8}
-_NDIM = {"fpn": 2, "unet3d": 3}
 
 
 def default_normalization() -> dict[str, Any]:

@@ -16,8 +16,9 @@ from pointseg_cli.devices import resolve_device
 from pointseg_cli.errors import ConfigError, DeviceError, InputError
 from pointseg_cli.io.images import find_images, image_stem, read_info
 from pointseg_cli.io.points import PointTable, read_points_csv
+from pointseg_cli.model.checkpoint import read_checkpoint
 from pointseg_cli.progress import ProgressCallback, noop_progress
-from pointseg_cli.train.checkpoint import read_checkpoint, save_checkpoint
+from pointseg_cli.train.checkpoint import save_checkpoint
 from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.data import prepare_data
 from pointseg_cli.train.losses import PointSupervisionLoss
@@ -143,7 +144,7 @@ def train(
     data = prepare_data(config, points, images, cache_dir=run_dir / "cache", progress=progress)
     config.to_json(run_dir / "config.json")
 
-    from pointseg_cli.nets import build_model
+    from pointseg_cli.model import build_model
 
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)

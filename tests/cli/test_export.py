@@ -6,12 +6,12 @@ import tifffile
 import torch
 
 from pointseg_cli.cli.app import app
-from pointseg_cli.export.metadata import read_model_metadata
+from pointseg_cli.model.metadata import read_model_metadata
 
 
 @pytest.fixture
 def run_dir(tmp_path):
-    from pointseg_cli.nets import build_model
+    from pointseg_cli.model import build_model
     from pointseg_cli.train.checkpoint import save_checkpoint
     from pointseg_cli.train.config import TrainConfig
 

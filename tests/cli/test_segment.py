@@ -142,7 +142,7 @@ def he_run(tmp_path):
     import torch
 
     from pointseg_cli.demo import make_he_tile
-    from pointseg_cli.nets import build_model
+    from pointseg_cli.model import build_model
     from pointseg_cli.preprocess.stain import stain_reference
     from pointseg_cli.train.checkpoint import save_checkpoint
     from pointseg_cli.train.config import TrainConfig, default_normalization

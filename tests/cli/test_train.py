@@ -108,7 +108,7 @@ def he(tmp_path):
 
 
 def test_stain_normalize_is_recorded_in_config_and_onnx_metadata(runner, he) -> None:
-    from pointseg_cli.export.metadata import read_model_metadata
+    from pointseg_cli.model.metadata import read_model_metadata
     from pointseg_cli.preprocess.stain import reference_from_file
 
     res = _train(runner, he, "--max-steps", "1", "--val-fraction", "0", "--stain-normalize", str(he / "target.tif"),

@@ -8,7 +8,7 @@ import torch
 
 @pytest.fixture
 def run_dir(tmp_path):
-    from pointseg_cli.nets import build_model
+    from pointseg_cli.model import build_model
     from pointseg_cli.train.checkpoint import save_checkpoint
     from pointseg_cli.train.config import TrainConfig
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from pointseg_cli.errors import ConfigError, ModelError, ParityError
-from pointseg_cli.export.metadata import ModelMetadata, read_model_metadata
 from pointseg_cli.export.onnx import export_module, export_onnx
 from pointseg_cli.infer.predictors import OrtPredictor, TorchPredictor
+from pointseg_cli.model.metadata import ModelMetadata, read_model_metadata
 
 
 def _tiny2d(seed=0):
@@ -73,28 +73,3 @@ def test_metadata_must_match_the_network(tmp_path):
 def test_bad_options(tmp_path, kwargs, message):
     with pytest.raises(ConfigError, match=message):
         export_module(_tiny2d(), META2D, tmp_path / "x.onnx", **kwargs)
-
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_reading_metadata_of_foreign_or_broken_files(tmp_path):
-    plain = tmp_path / "plain.onnx"
-    torch.onnx.export(_tiny2d(), (torch.zeros(1, 1, 8, 8),), str(plain), dynamo=False)
-    with pytest.raises(ModelError, match="lacks pointseg metadata pointseg.classes"):
-        read_model_metadata(plain)
-    junk = tmp_path / "junk.onnx"
-    junk.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="not a readable ONNX model"):
-        read_model_metadata(junk)
-    with pytest.raises(ModelError, match="not found"):
-        read_model_metadata(tmp_path / "missing.onnx")
-
-
-def test_metadata_round_trip_and_validation():
-    meta = ModelMetadata(classes=("a",), ndim=3, channels=2, normalization={"method": "fixed", "low": 0, "high": 9},
-                         tile=(8, 16, 16), divisor=8)
-    assert ModelMetadata.from_props(meta.to_props()) == meta
-    assert meta.kind == "3d" and META2D.kind == "2d-gray" and meta.n_outputs == 2
-    with pytest.raises(ModelError, match="tile must have 2 positive sizes"):
-        ModelMetadata(classes=("a",), ndim=2, channels=1, tile=(8, 8, 8))
-    with pytest.raises(ModelError, match="malformed"):
-        ModelMetadata.from_props({**meta.to_props(), "pointseg.tile": "[oops"})

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from pointseg_cli.export.metadata import ModelMetadata
 from pointseg_cli.infer.predictors import TorchPredictor
+from pointseg_cli.model.metadata import ModelMetadata
 
 NONE_NORM = {"method": "none"}
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pointseg_cli import devices
 from pointseg_cli.errors import ConfigError, DeviceError, ModelError
 from pointseg_cli.export.onnx import export_module
-from pointseg_cli.infer import predictors
 from pointseg_cli.infer.predictors import OrtPredictor, Predictor, TorchPredictor, make_predictor
 from tests.infer.conftest import make_meta, tiny_net
 
@@ -30,14 +30,14 @@ def test_auto_on_a_machine_without_gpu_uses_cpu(onnx_2d):
 
 
 def test_cuda_without_driver_is_a_clear_device_error(onnx_2d, monkeypatch):
-    monkeypatch.setattr(predictors, "_nvidia_driver_absent", lambda: True)
+    monkeypatch.setattr(devices, "nvidia_driver_absent", lambda: True)
     with pytest.raises(DeviceError, match="no NVIDIA driver"):
         OrtPredictor(onnx_2d, device="cuda")
 
 
 def test_cuda_session_that_falls_back_to_cpu_is_refused(onnx_2d, monkeypatch):
     """Even with a driver, the created session's providers decide (onnxruntime falls back silently)."""
-    monkeypatch.setattr(predictors, "_nvidia_driver_absent", lambda: False)
+    monkeypatch.setattr(devices, "nvidia_driver_absent", lambda: False)
 
     class FakeSession:
         def __init__(self, *args, **kwargs):
@@ -69,7 +69,7 @@ def test_make_predictor_checks_precision_and_device(onnx_2d):
 def test_make_predictor_from_a_run_dir_uses_torch(tmp_path):
     import torch
 
-    from pointseg_cli.nets import build_model
+    from pointseg_cli.model import build_model
     from pointseg_cli.train.checkpoint import save_checkpoint
     from pointseg_cli.train.config import TrainConfig
 

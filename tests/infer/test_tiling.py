@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pointseg_cli.errors import ConfigError
-from pointseg_cli.infer.tiling import blend_weights, blend_window_1d, make_grid, pad_to, round_up
+from pointseg_cli.infer.tiling import blend_window_1d, make_grid, pad_to, round_up
 
 # shape, tile, overlap, divisor -> expected tile, padded shape, starts per axis
 GRID_CASES = [
@@ -99,13 +99,6 @@ def test_gaussian_sigma_is_an_eighth_of_the_tile():
     centre = 39.5
     i = 60
     assert w[i] == pytest.approx(np.exp(-((i - centre) ** 2) / (2 * 10.0**2)))
-
-
-def test_blend_weights_are_separable_and_positive():
-    w = blend_weights((4, 6, 8), "gaussian")
-    assert w.shape == (4, 6, 8) and w.dtype == np.float32 and w.min() > 0
-    outer = np.multiply.outer(np.multiply.outer(blend_window_1d(4), blend_window_1d(6)), blend_window_1d(8))
-    np.testing.assert_allclose(w, outer, rtol=1e-6)
 
 
 def test_unknown_blend_lists_choices():

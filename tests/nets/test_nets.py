@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pointseg_cli.errors import ConfigError
-from pointseg_cli.nets import FPN, UNet3D, build_model
+from pointseg_cli.nets import FPN, UNet3D
 from pointseg_cli.nets.fpn import ResNetEncoder
 
 
@@ -36,17 +36,6 @@ def test_unet3d_shapes(growth: int) -> None:
     assert y.shape == (1, 3, 8, 16, 24)
     widths = [m.out_channels for m in net.up]
     assert widths == ([4, 4, 4] if growth == 1 else [16, 8, 4])
-
-
-def test_build_model_from_dict() -> None:
-    net = build_model({"arch": "unet3d", "classes": ["a", "b"], "channels": 1, "base_filters": 4})
-    assert isinstance(net, UNet3D) and net.head.out_channels == 3
-    net = build_model({"arch": "fpn", "classes": ["a"], "channels": 3, "base_filters": 4, "encoder": "resnet18"})
-    assert isinstance(net, FPN) and net.head.out_channels == 2
-    with pytest.raises(ConfigError, match="arch must be one of"):
-        build_model({"arch": "vit", "classes": ["a"], "channels": 1})
-    with pytest.raises(ConfigError, match="filter_growth"):
-        UNet3D(1, 2, filter_growth=3)
 
 
 def _export_and_compare(net: torch.nn.Module, example: torch.Tensor, other: torch.Tensor, tmp_path) -> None:
@@ -83,3 +72,8 @@ def test_unet3d_onnx_export_dynamic_axes(tmp_path) -> None:
     torch.manual_seed(0)
     net = UNet3D(1, 2, base_filters=4, filter_growth=2)
     _export_and_compare(net, torch.randn(1, 1, 8, 16, 16), torch.randn(1, 1, 16, 8, 24), tmp_path)
+
+
+def test_unet3d_rejects_bad_filter_growth() -> None:
+    with pytest.raises(ConfigError, match="filter_growth"):
+        UNet3D(1, 2, filter_growth=3)

@@ -9,7 +9,7 @@ import pytest
 
 from pointseg_cli.errors import ConfigError, InputError
 from pointseg_cli.io.points import read_points_csv
-from pointseg_cli.train.checkpoint import load_model
+from pointseg_cli.model.checkpoint import load_model
 from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.loop import train
 

@@ -1,7 +1,10 @@
-"""Model metadata stored in ONNX files (``pointseg.*`` keys of ARCHITECTURE.md).
+"""Model metadata: what a model tells the inference loop about itself, stored in ONNX files.
 
 ``segment`` needs no flags to reproduce training-time normalisation, classes and tile size: they
-travel inside the model as ONNX ``metadata_props``.
+travel inside the model as ONNX ``metadata_props`` (keys ``pointseg.classes``, ``pointseg.ndim``,
+``pointseg.channels``, ``pointseg.normalization``, ``pointseg.tile``, ``pointseg.divisor``,
+``pointseg.version``, ``pointseg.precision``). A checkpoint's metadata comes from
+:func:`metadata_from_loaded`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from pointseg_cli import __version__
 from pointseg_cli.errors import ModelError
+from pointseg_cli.model.spec import PRECISIONS, input_kind
 
 KEYS = ("classes", "ndim", "channels", "normalization", "tile", "divisor", "version")
 PREFIX = "pointseg."
@@ -62,8 +66,8 @@ class ModelMetadata:
             raise ModelError(f"model metadata tile must have {self.ndim} positive sizes; got {self.tile}")
         if self.divisor < 1:
             raise ModelError(f"model metadata divisor must be >= 1; got {self.divisor}")
-        if self.precision not in ("fp32", "fp16"):
-            raise ModelError(f"model precision must be fp32 or fp16; got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ModelError(f"model precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
 
     @property
     def n_outputs(self) -> int:
@@ -73,9 +77,7 @@ class ModelMetadata:
     @property
     def kind(self) -> str:
         """Registry kind: ``2d-gray``, ``2d-rgb`` or ``3d``."""
-        if self.ndim == 3:
-            return "3d"
-        return "2d-gray" if self.channels == 1 else "2d-rgb"
+        return input_kind(self.ndim, self.channels)
 
     def to_props(self) -> dict[str, str]:
         """ONNX ``metadata_props`` (string values, JSON where structured)."""
@@ -129,7 +131,7 @@ def read_model_metadata(path: str | Path) -> ModelMetadata:
 
 
 def metadata_from_loaded(loaded: Any, *, precision: str = "fp32") -> ModelMetadata:
-    """Metadata from a ``train.checkpoint.LoadedModel`` (fields classes, ndim, channels, ...)."""
+    """Metadata of a :class:`~pointseg_cli.model.checkpoint.LoadedModel` (or anything with its fields)."""
     return ModelMetadata(
         classes=tuple(loaded.classes),
         ndim=int(loaded.ndim),

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from pointseg_cli.errors import ModelError
-from pointseg_cli.nets import build_model
-from pointseg_cli.train.checkpoint import load_model, save_checkpoint
+from pointseg_cli.model import build_model
+from pointseg_cli.model.checkpoint import load_model
+from pointseg_cli.train.checkpoint import save_checkpoint
 from pointseg_cli.train.config import TrainConfig
 
 
@@ -36,3 +37,16 @@ def test_load_model_errors(tmp_path) -> None:
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match="cannot read checkpoint"):
         load_model(tmp_path / "junk.pt")
+
+
+def test_checkpoint_with_a_broken_config_is_a_model_error(tmp_path) -> None:
+    cfg = TrainConfig(arch="unet3d", ndim=3, base_filters=2, crop=(16, 16, 16))
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "best.pt", model=build_model(cfg), config=cfg)
+    data = torch.load(tmp_path / "best.pt", weights_only=True)
+    for change, message in (({"crop": None}, "crop must be 3 positive multiples of 8; got None"),
+                            ({"ndim": 2}, "arch 'unet3d' is 3-D but its config says ndim 2"),
+                            ({"channels": 0}, "invalid network config: channels must be a positive integer")):
+        torch.save({**data, "config": {**data["config"], **change}}, tmp_path / "bad.pt")
+        with pytest.raises(ModelError, match=message):
+            load_model(tmp_path / "bad.pt")

@@ -1,0 +1,101 @@
+"""What a network is: the settings that build it, input kinds and precisions (torch-free).
+
+:class:`NetConfig` holds the fields of a training config that decide the network's shape; a
+training run's ``config.json`` (or a ``TrainConfig``) has them all, and :meth:`NetConfig.from_mapping`
+picks them out, so that loading a checkpoint needs nothing from the training package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from pointseg_cli.errors import ConfigError, check_choice
+from pointseg_cli.nets.arch import ARCH_DIVISOR, ARCH_NDIM, ARCHS, ENCODERS
+
+#: Input kinds, each with its own default model: 2-D single channel, 2-D RGB, 3-D.
+KINDS = ("2d-gray", "2d-rgb", "3d")
+#: Numeric precisions of a model (an ONNX graph's input/output type, or autocast for PyTorch).
+PRECISIONS = ("fp32", "fp16")
+#: ``--precision`` values: ``auto`` is fp16 for PyTorch on CUDA, the exported precision for ONNX.
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+
+def input_kind(ndim: int, channels: int) -> str:
+    """The kind (:data:`KINDS`) of an image or model with ``ndim`` spatial axes and ``channels``."""
+    if ndim == 3:
+        return "3d"
+    return "2d-gray" if channels == 1 else "2d-rgb"
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """The settings that build a segmentation network.
+
+    Attributes
+    ----------
+    arch : {"fpn", "unet3d"}
+        2-D FPN on a ResNet encoder, or 3-D U-Net.
+    encoder : {"resnet18", "resnet34", "resnet50"}
+        FPN encoder (ignored by the U-Net).
+    base_filters : int
+        FPN stem width / U-Net filters at the first level.
+    filter_growth : {1, 2}
+        U-Net filter factor per level (ignored by the FPN).
+    channels : int
+        Image channels ``C``.
+    classes : tuple of str
+        Object class names; the network outputs ``len(classes) + 1`` channels (background first).
+    """
+
+    arch: str = "fpn"
+    encoder: str = "resnet50"
+    base_filters: int = 64
+    filter_growth: int = 1
+    channels: int = 1
+    classes: tuple[str, ...] = ("object",)
+
+    def __post_init__(self) -> None:
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("encoder", self.encoder, ENCODERS)
+        for name in ("base_filters", "channels"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+        if self.filter_growth not in (1, 2):
+            raise ConfigError(f"filter_growth must be 1 or 2; got {self.filter_growth!r}")
+        classes = tuple(str(c) for c in self.classes)
+        if not classes or len(set(classes)) != len(classes) or any(not c for c in classes):
+            raise ConfigError(f"classes must be a non-empty list of distinct names; got {list(classes)}")
+        object.__setattr__(self, "classes", classes)
+
+    @property
+    def ndim(self) -> int:
+        """Spatial dimensionality of the architecture (2 or 3)."""
+        return ARCH_NDIM[self.arch]
+
+    @property
+    def divisor(self) -> int:
+        """Spatial sizes fed to the network must be multiples of this."""
+        return ARCH_DIVISOR[self.arch]
+
+    @property
+    def n_outputs(self) -> int:
+        """Output channels ``K + 1`` (background first)."""
+        return len(self.classes) + 1
+
+    @classmethod
+    def from_mapping(cls, source: Mapping[str, Any] | Any) -> NetConfig:
+        """The network fields of a dict (a run's ``config.json``) or of an object with those attributes.
+
+        Other keys or attributes are ignored; missing ones take the defaults above.
+        """
+        names = [f.name for f in fields(cls)]
+        if isinstance(source, Mapping):
+            found = {n: source[n] for n in names if n in source}
+        else:
+            found = {n: getattr(source, n) for n in names if hasattr(source, n)}
+        if isinstance(found.get("classes"), list):
+            found["classes"] = tuple(found["classes"])
+        return cls(**found)
