@@ -143,8 +143,8 @@ def _check_unique_stems(paths: Sequence[Path]) -> None:
         other = by_stem.setdefault(stem, p)
         if other is not p:
             raise InputError(
-                f"two inputs have the same name stem {stem!r}: '{other}' and '{p}'; their outputs would "
-                "collide — rename one or process them separately"
+                f"two images share the stem {stem!r}: '{other}' and '{p}'; pointseg names points and "
+                "outputs by stem — rename one or process them separately"
             )
 
 
