@@ -132,7 +132,7 @@ def read_cellcounter_xml(path: str | Path) -> RawPoints:
     """Read a Fiji/ImageJ Cell Counter XML file (z kept as the 0-based stack position)."""
     path = Path(path)
     try:
-        root = ET.parse(path).getroot()
+        root = ET.fromstring(path.read_bytes())
     except ET.ParseError as exc:
         raise PointsError(f"'{path.name}' is not valid XML: {exc}") from None
     except RecursionError:

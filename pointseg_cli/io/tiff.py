@@ -165,6 +165,10 @@ def _inspect(path: Path) -> tuple[tuple[int, ...], str | None, Any, dict[str, fl
     return shape, axes, view, spacing
 
 
+def _unreadable(path: Path, exc: BaseException) -> ImageReadError:
+    return ImageReadError(f"cannot read '{path.name}' as TIFF (truncated or corrupt file?): {one_line(exc)}")
+
+
 def _zarr_view(path: Path) -> Any:
     import tifffile
     import zarr
@@ -175,7 +179,7 @@ def _zarr_view(path: Path) -> Any:
             arr = zarr.open(store, mode="r")
         return arr if hasattr(arr, "shape") else arr["0"]
     except Exception as exc:  # noqa: BLE001
-        raise ImageReadError(f"cannot read '{path.name}' as TIFF: {one_line(exc)}") from exc
+        raise _unreadable(path, exc) from exc
 
 
 def open_tiff(path: Path) -> Opened:
@@ -197,7 +201,7 @@ def open_tiff(path: Path) -> Opened:
     except PermissionError:
         raise ImageReadError(f"cannot read '{path.name}': permission denied") from None
     except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds for corrupt files
-        raise ImageReadError(f"cannot read '{path.name}' as TIFF: {one_line(exc)}") from exc
+        raise _unreadable(path, exc) from exc
     try:
         with _captured():
             arr: Any = tifffile.memmap(path, mode="r")
