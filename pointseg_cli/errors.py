@@ -21,6 +21,14 @@ class ImageFormatError(InputError):
     """An image cannot be read, or its axes/shape are not what was expected."""
 
 
+class ImageReadError(ImageFormatError):
+    """An image file is truncated, corrupt, unreadable or holds pixels that cannot be used (NaN/Inf).
+
+    Raised when the file is opened and also while its pixels are read region by region, so a
+    batch can report the one file and go on.
+    """
+
+
 class PointsError(InputError):
     """A points file is malformed or inconsistent with its images."""
 

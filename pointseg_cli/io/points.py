@@ -84,6 +84,10 @@ class PointTable:
             raise PointsError(f"points use classes {unknown} that are not among the classes {list(names)}")
         if any(not s for s in image.tolist()):
             raise PointsError("every point needs an image name; found an empty one")
+        for kind, values in (("class", names), ("image", image.tolist())):
+            bad = next((v for v in values if any(ord(ch) < 32 or ord(ch) == 127 for ch in v)), None)
+            if bad is not None:
+                raise PointsError(f"{kind} name {bad[:40]!r} contains a control character; expected printable text")
         coords.setflags(write=False)
         image.setflags(write=False)
         class_name.setflags(write=False)
@@ -183,6 +187,33 @@ def parse_classes(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     return parse_names(text, what="--classes", error=PointsError)
 
 
+def check_name(text: str, *, what: str, path: Path, where: str) -> str:
+    """``text`` (stripped) if it holds no control characters (NUL, newline ...); PointsError otherwise."""
+    text = text.strip()
+    bad = next((ch for ch in text if ord(ch) < 32 or ord(ch) == 127), None)
+    if bad is not None:
+        raise PointsError(
+            f"{path.name} {where}: the {what} {text[:40]!r} contains the control character {bad!r}; "
+            "expected printable text"
+        )
+    return text
+
+
+def read_error(path: Path, exc: BaseException) -> PointsError:
+    """One-line PointsError for an OS, encoding or csv-module failure while reading ``path``."""
+    if isinstance(exc, PermissionError):
+        return PointsError(f"cannot read points file '{path}': permission denied")
+    if isinstance(exc, UnicodeDecodeError):
+        return PointsError(f"'{path.name}' is not UTF-8 text: {exc.reason} at byte {exc.start}")
+    if isinstance(exc, csv.Error):
+        return PointsError(f"'{path.name}' is not a readable table: {exc}")
+    if isinstance(exc, IsADirectoryError):
+        return PointsError(f"points file '{path}' is a folder; expected a file")
+    if isinstance(exc, OSError):
+        return PointsError(f"cannot read points file '{path}': {exc.strerror or exc}")
+    return PointsError(f"cannot read points file '{path.name}': {exc}")
+
+
 def parse_float(text: str, *, what: str, path: Path, line: int, allow_empty: bool = False) -> float:
     """A finite float from a table cell; empty gives NaN when ``allow_empty``; PointsError otherwise."""
     text = text.strip()
@@ -191,9 +222,9 @@ def parse_float(text: str, *, what: str, path: Path, line: int, allow_empty: boo
     try:
         value = float(text)
     except ValueError:
-        raise PointsError(f"{path.name} line {line}: {what} must be a number; found {text!r}") from None
+        raise PointsError(f"{path.name} line {line}: {what} must be a number; found {text[:40]!r}") from None
     if not math.isfinite(value):
-        raise PointsError(f"{path.name} line {line}: {what} must be a finite number; found {text!r}")
+        raise PointsError(f"{path.name} line {line}: {what} must be a finite number; found {text[:40]!r}")
     return value
 
 
@@ -212,8 +243,17 @@ def read_points_csv(path: str | Path, *, classes: Sequence[str] | None = None) -
         not in ``classes``.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise PointsError(f"points file '{path}' does not exist")
+    if not path.is_file():
+        raise PointsError(f"points file '{path}' is not a regular file")
+    try:
+        return _read_canonical(path, classes)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise read_error(path, exc) from None
+
+
+def _read_canonical(path: Path, classes: Sequence[str] | None) -> PointTable:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -235,8 +275,8 @@ def read_points_csv(path: str | Path, *, classes: Sequence[str] | None = None) -
                 continue
             if len(row) < len(cols):
                 raise PointsError(f"{path.name} line {line}: expected {len(cols)} fields, found {len(row)}")
-            image = row[idx["image"]].strip()
-            cname = row[idx["class"]].strip()
+            image = check_name(row[idx["image"]], what="image name", path=path, where=f"line {line}")
+            cname = check_name(row[idx["class"]], what="class name", path=path, where=f"line {line}")
             if not image:
                 raise PointsError(f"{path.name} line {line}: the image name is empty")
             if not cname:
