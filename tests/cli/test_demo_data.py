@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import tifffile
 
 from pointseg_cli.cli.app import app
 from pointseg_cli.io.images import read_image
@@ -64,3 +65,33 @@ def test_bad_difficulty_and_n_exit_2(runner, tmp_path):
 
 def test_missing_kind_is_a_usage_error(runner, tmp_path):
     assert "--kind" in _bad(runner, tmp_path)
+
+
+def test_demo_data_2d_gray_writes_points(runner, tmp_path):
+    res = runner.invoke(app, ["demo-data", str(tmp_path), "--kind", "2d-gray", "--n", "2", "--size", "96"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "classes.txt", "gray_000.classes.tif", "gray_000.labels.tif", "gray_000.tif",
+        "gray_001.classes.tif", "gray_001.labels.tif", "gray_001.tif", "points.csv",
+    ]
+    assert read_image(tmp_path / "gray_000.tif").shape == (96, 96)
+    assert "points.csv" in res.output
+
+
+def test_demo_data_3d_sim_writes_split_and_voxel_size(runner, tmp_path):
+    res = runner.invoke(app, ["demo-data", str(tmp_path), "--kind", "3d-sim", "--n", "3", "--size", "16x96x96"])
+    assert res.exit_code == 0, res.output
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"sim_002.tif", "sim_002.labels.tif", "sim_002.classes.tif", "classes.txt", "points.csv",
+            "points.trainval.csv", "split.csv"} <= names
+    assert "train: sim_000; val: sim_001; test: sim_002" in " ".join(res.output.split())
+    assert "melanolipofuscin" in res.output
+    with tifffile.TiffFile(tmp_path / "sim_000.tif") as tf:
+        assert 'PhysicalSizeZ="0.125"' in tf.ome_metadata and 'PhysicalSizeX="0.04"' in tf.ome_metadata
+
+
+def test_help_lists_every_kind(runner):
+    res = runner.invoke(app, ["demo-data", "--help"])
+    assert res.exit_code == 0
+    for kind in ("3d-nuclei", "2d-he", "2d-gray", "3d-sim"):
+        assert kind in res.output
