@@ -112,7 +112,8 @@ def test_generate_writes_voxel_size_points_and_split_by_cell(tmp_path):
     for path in (*ds.images, *ds.labels, *ds.classes):
         assert _ome_sizes(path) == {"PhysicalSizeZ": "0.125", "PhysicalSizeY": "0.04", "PhysicalSizeX": "0.04",
                                     "PhysicalSizeXUnit": "µm"}
-        assert read_info(path).axes == "ZYX" and read_info(path).shape == (16, 96, 96)
+        info = read_info(path)  # pointseg's own reader sees the same voxel size
+        assert info.axes == "ZYX" and info.shape == (16, 96, 96) and info.voxel_size == SIM_VOXEL_SIZE
     with tifffile.TiffFile(ds.images[0]) as tf:  # baseline TIFF tags too, in pixels per cm
         x_res = tf.pages[0].tags["XResolution"].value
         assert x_res[0] / x_res[1] == pytest.approx(1e4 / 0.04)

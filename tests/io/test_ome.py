@@ -21,7 +21,7 @@ def test_3d_volume_round_trips_with_physical_sizes(tmp_path):
     path = write_ome_tiff(tmp_path / "v.tif", data, axes="ZYX", voxel_size=(0.125, 0.04, 0.05),
                           compression="zlib", metadata={"seed": 1})
     np.testing.assert_array_equal(read_image(path), data)
-    assert read_info(path).axes == "ZYX"
+    assert read_info(path).axes == "ZYX" and read_info(path).voxel_size == (0.125, 0.04, 0.05)
     px = _pixels(path)
     assert [float(px.get(f"PhysicalSize{a}")) for a in "ZYX"] == [0.125, 0.04, 0.05]
     assert px.get("PhysicalSizeZUnit") == "µm"
