@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,17 @@ def _check_resume(saved: TrainConfig, config: TrainConfig) -> None:
             "--resume needs the saved run's settings; these differ: "
             + ", ".join(f"{k} (saved {a[k]!r}, given {b[k]!r})" for k in diff[:4])
         )
+
+
+def _batch_workers(device: str) -> int:
+    """Threads making batches: one on the CPU (whose cores train the network), up to 4 beside a GPU.
+
+    At the GPU defaults one batch costs about 85 ms (2D, 64 × 128²) to 100 ms (3D, 20 × 32×64²) of
+    one core, more than a GPU's training step; a few workers keep the GPU fed.
+    """
+    if not device.startswith("cuda"):
+        return 1
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 class _Clock:
@@ -218,7 +230,8 @@ def train(
     clock = _Clock(start, total)
     eta: float | None = None
     model.train()
-    with Prefetcher(train_sampler.batch, range(start, total), depth=config.prefetch) as batches:
+    workers = _batch_workers(device)
+    with Prefetcher(train_sampler.batch, range(start, total), depth=config.prefetch, workers=workers) as batches:
         for step, batch in batches:
             batch = to_device(batch, device)
             try:
