@@ -29,9 +29,9 @@ def command(
     -------
     pointseg export runs/nuclei --out nuclei.onnx --precision fp16
     """
-    from pointseg_cli.export.onnx import export_onnx
+    from pointseg_cli.export.onnx import ExportConfig, run_export
 
-    res = export_onnx(run_dir, out, precision=precision, opset=opset, tolerance=tolerance)
+    res = run_export(run_dir, out, config=ExportConfig(precision=precision, opset=opset, tolerance=tolerance))
     if not get_state().quiet:
         m = res.metadata
         console.print(

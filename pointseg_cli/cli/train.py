@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,6 @@ from rich.table import Table
 from pointseg_cli.cli._common import console, err_console, get_state, progress_enabled
 from pointseg_cli.errors import ConfigError, InputError
 from pointseg_cli.parsing import parse_floats, parse_ints
-
-DIMENSION_ARCH = {2: "fpn", 3: "unet3d"}
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
@@ -30,10 +29,42 @@ def _names(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(s.strip() for s in text.split(",") if s.strip())
 
 
-class _Monitor:
-    """Rich progress bar with loss terms, lr and it/s (no-op when progress is disabled)."""
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
-    def __init__(self, enabled: bool) -> None:
+
+def _num(v: Any) -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def epoch_line(info: Any) -> str:
+    """One line per epoch: loss terms, validation scores, lr, time, ETA."""
+    row = info.row
+    terms = " ".join(f"{k[6:]} {_num(v)}" for k, v in row.items() if k.startswith("train_") and k != "train_loss")
+    text = f"epoch {info.epoch}/{info.epochs} step {info.step}/{info.total_steps}: loss {_num(row.get('train_loss'))}"
+    text += f" ({terms})" if terms else ""
+    if "val_loss" in row:
+        text += f", val loss {_num(row['val_loss'])}"
+    if not math.isnan(row.get("val_miou", math.nan)):
+        text += f", val mIoU {_num(row['val_miou'])} (background IoU {_num(row.get('val_iou_background'))})"
+    text += f", lr {row['lr']:.1e}, {_duration(row['seconds'])}"
+    if info.improved:
+        text += ", best so far"
+    if info.eta_seconds is not None and info.step < info.total_steps:
+        text += f", ETA {_duration(info.eta_seconds)}"
+    return text
+
+
+class _Monitor:
+    """Rich progress bar with loss terms, lr and it/s; off a terminal, one plain line per epoch."""
+
+    def __init__(self, enabled: bool, *, lines: bool = False) -> None:
+        self.lines = lines and not enabled  # one plain line per epoch (and the ETA) instead of a bar
+        self.eta_shown = False
         self.progress: Progress | None = None
         self.task: Any = None
         self.stages: dict[str, Any] = {}
@@ -67,6 +98,12 @@ class _Monitor:
 
     def __call__(self, info: Any) -> None:
         if self.progress is None:
+            if self.lines and info.eta_seconds is not None and not self.eta_shown:
+                self.eta_shown = True
+                console.print(
+                    f"ETA {_duration(info.eta_seconds)} for the remaining {info.total_steps - info.step} steps "
+                    f"({info.steps_per_second:.2f} steps/s)", highlight=False, soft_wrap=True,
+                )
             return
         terms = " ".join(f"{k} {v:.3f}" for k, v in info.terms.items())
         text = f"ep {info.epoch} loss {info.loss:.3f} ({terms}) lr {info.lr:.1e} {info.steps_per_second:.2f} it/s"
@@ -74,17 +111,33 @@ class _Monitor:
             self.task = self.progress.add_task("training", total=info.total_steps, info=text)
         self.progress.update(self.task, completed=info.step, info=text)
 
+    def epoch(self, info: Any) -> None:
+        """Library epoch callback: the epoch's line when lines are on."""
+        if self.lines:
+            console.print(epoch_line(info), highlight=False, soft_wrap=True, markup=False)
+
 
 def command(
     points: Path = typer.Argument(..., help="Canonical points CSV (image,z,y,x,class)."),
     images: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (matched by stem)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run directory to create (or continue with --resume)."),
+    out: Path = typer.Option(
+        None, "--out", "-o",
+        help="Run directory to create (or continue with --resume) [a new runs/<date>-<time>-<arch>].",
+    ),
     arch: str = typer.Option(None, "--arch", help="fpn (2D) or unet3d (3D); default from the images."),
-    encoder: str = typer.Option(None, "--encoder", help="FPN encoder: resnet18, resnet34, resnet50 [resnet50]."),
-    base_filters: int = typer.Option(None, "--base-filters", help="U-Net filters per level / ResNet width [64]."),
+    encoder: str = typer.Option(
+        None, "--encoder", help="FPN encoder: resnet18, resnet34, resnet50 [resnet50; resnet18 on a CPU]."
+    ),
+    base_filters: int = typer.Option(
+        None, "--base-filters", help="U-Net filters per level / ResNet width [64; on a CPU 32 in 2D, 16 in 3D]."
+    ),
     filter_growth: int = typer.Option(None, "--filter-growth", help="U-Net: 1 keeps filters, 2 doubles [1]."),
-    crop: str = typer.Option(None, "--crop", help="Crop size, e.g. 128,128 or 32,64,64 [paper defaults]."),
-    batch_size: int = typer.Option(None, "--batch-size", "-b", help="Crops per step [64 in 2D, 20 in 3D]."),
+    crop: str = typer.Option(
+        None, "--crop", help="Crop size, e.g. 128,128 or 32,64,64 [128,128 in 2D, 32,64,64 in 3D]."
+    ),
+    batch_size: int = typer.Option(
+        None, "--batch-size", "-b", help="Crops per step [64 in 2D, 20 in 3D; on a CPU 8 in 2D, 2 in 3D]."
+    ),
     lr: float = typer.Option(None, "--lr", help="Adam learning rate [1e-3]."),
     epochs: int = typer.Option(None, "--epochs", help="Epochs [50]."),
     steps_per_epoch: int = typer.Option(None, "--steps-per-epoch", help="Steps per epoch [50]."),
@@ -133,20 +186,26 @@ def command(
 ) -> None:
     """Train a segmentation network from point annotations (the paper's pCE + objectness + image losses).
 
-    Writes config.json, best.pt, last.pt, metrics.csv and curves.png into the run directory; the
-    objectness of each image is cached there too. `pointseg export RUN_DIR` turns it into ONNX.
+    Writes config.json, best.pt, last.pt, metrics.csv and curves.png into the run directory (a new
+    folder under runs/ unless --out is given); the objectness of each image is cached there too.
+    `pointseg export RUN_DIR` turns it into ONNX.
+
+    Without a GPU, encoder, filters, batch size and crop that you do not set take CPU-sized
+    values (see docs/training.md). The validation mIoU is the mean IoU over the object classes,
+    as `pointseg evaluate` reports it; the background's IoU is shown on its own.
 
     Example
     -------
+    pointseg train points.csv images/
+
     pointseg train points.csv images/ --out runs/nuclei --val-masks masks/ --epochs 30
 
     pointseg train points.csv volumes/ --out runs/3d --arch unet3d --crop 32,64,64 --batch-size 4
 
     pointseg train points.csv he_tiles/ --out runs/he --stain-normalize he_tiles/reference.tif
     """
-    from pointseg_cli.io.points import read_points_csv
-    from pointseg_cli.train.config import TrainConfig, default_normalization
-    from pointseg_cli.train.loop import data_settings, train
+    from pointseg_cli.devices import resolve_device
+    from pointseg_cli.train.run import run_train
 
     if not points.is_file():
         raise InputError(f"points file {str(points)!r} does not exist")
@@ -157,9 +216,8 @@ def command(
         "lambdas": _floats(lambdas, "--lambdas"), "bg_weight": bg_weight, "point_radius": point_radius,
         "img_margin": img_margin,
         "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "val_fraction": val_fraction,
-        "val_images": _names(val_images), "axes": axes, "device": device, "seed": seed,
+        "val_images": _names(val_images), "axes": axes, "seed": seed,
     }  # fmt: skip
-    given = {k: v for k, v in given.items() if v is not None}
     betas = _floats(beta, "--beta")
     if betas is not None:
         if len(betas) != 2:
@@ -183,36 +241,27 @@ def command(
         given["augment"] = False
     if no_amp:
         given["amp"] = False
-    if stain_method is not None and stain_normalize is None:
-        raise ConfigError(f"--stain-method {stain_method} needs --stain-normalize TARGET (an RGB H&E image)")
-    stain = None
-    if stain_normalize is not None:
-        from pointseg_cli.preprocess.stain import reference_from_file
-
-        stain = reference_from_file(stain_normalize, method=stain_method or "vahadane")
-    class_order = _names(classes)
-    if resume and (out / "config.json").is_file():
-        saved = TrainConfig.from_json(out / "config.json")
-        if stain is not None:
-            given["normalization"] = {**saved.normalization, "stain": stain}
-        config = saved.replace(**given)
-    else:
-        table = read_points_csv(points, classes=class_order)
-        settings = data_settings(table, images, axes=axes)
-        given.setdefault("arch", DIMENSION_ARCH[settings.ndim])
-        if stain is not None:
-            given["normalization"] = {**default_normalization(), "stain": stain}
-        config = TrainConfig(ndim=settings.ndim, channels=settings.channels, classes=settings.classes, **given)
-    table = read_points_csv(points, classes=config.classes)
+    torch_device = resolve_device(device or "auto")
     state = get_state()
-    with _Monitor(progress_enabled(state)) as monitor:
-        result = train(config, table, images, out, resume=resume, monitor=monitor, progress=monitor.stage)
-    if state.quiet:
-        return
+    with _Monitor(progress_enabled(state), lines=not state.quiet and not sys.stdout.isatty()) as monitor:
+        res = run_train(
+            given, points, images, device=torch_device, out=out, resume=resume, classes=_names(classes),
+            stain_target=stain_normalize, stain_method=stain_method, progress=monitor.stage, monitor=monitor,
+            on_epoch=monitor.epoch,
+        )
+    if not state.quiet:
+        _render(res)
+
+
+def _render(res: Any) -> None:
+    config, result = res.config, res.training
     last = result.history[-1] if result.history else {}
-    summary = Table(title=f"pointseg train: {result.run_dir}", show_header=False)
+    summary = Table(title=f"pointseg train: {escape(str(res.run_dir))}", show_header=False)
+    summary.add_row("run folder", escape(str(res.run_dir)) + (" (new)" if res.created_run_dir else ""))
     summary.add_row("network", f"{config.arch} ({config.encoder if config.arch == 'fpn' else 'U-Net'}), "
                     f"{config.ndim}-D, {config.channels} channel(s), classes {', '.join(config.classes)}")
+    if res.cpu_defaults:
+        summary.add_row("CPU defaults", ", ".join(f"{k} {v}" for k, v in res.cpu_defaults.items()))
     summary.add_row("steps / epochs", f"{result.steps} / {result.epochs} on {result.device}")
     summary.add_row("best", f"epoch {result.best_epoch}: {result.best_metric} {result.best_value:.4f}")
     if last:
@@ -220,7 +269,7 @@ def command(
         if "val_loss" in last:
             final += f", val loss {last['val_loss']:.4f}"
         if not math.isnan(last.get("val_miou", math.nan)):
-            final += f", val mIoU {last['val_miou']:.4f}"
+            final += f", val mIoU (objects) {last['val_miou']:.4f}, background IoU {last['val_iou_background']:.4f}"
         summary.add_row("last epoch", final)
     if config.normalization.get("stain"):
         ref = config.normalization["stain"]

@@ -28,7 +28,38 @@ log = logging.getLogger(__name__)
 DEFAULT_TOLERANCE = {"fp32": 1e-4, "fp16": 2e-2}
 MAX_OPSET = 18
 
-__all__ = ["ExportResult", "export_module", "export_onnx"]
+__all__ = ["ExportConfig", "ExportResult", "export_module", "export_onnx", "run_export"]
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Settings of an export, validated.
+
+    Attributes
+    ----------
+    precision : {"fp32", "fp16"}
+        fp16 halves the weights and the input/output element type.
+    opset : int
+        ONNX opset, 7 to :data:`MAX_OPSET`.
+    tolerance : float, optional
+        Maximum relative parity error; :data:`DEFAULT_TOLERANCE` by precision when None.
+    """
+
+    precision: str = "fp32"
+    opset: int = 17
+    tolerance: float | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("precision", self.precision, PRECISIONS)
+        if not 7 <= self.opset <= MAX_OPSET:
+            raise ConfigError(f"opset must be between 7 and {MAX_OPSET}; got {self.opset}")
+        if self.tolerance is not None and not float(self.tolerance) > 0:
+            raise ConfigError(f"tolerance must be > 0; got {self.tolerance}")
+
+    @property
+    def parity_tolerance(self) -> float:
+        """The relative tolerance applied: ``tolerance``, else the precision's default."""
+        return DEFAULT_TOLERANCE[self.precision] if self.tolerance is None else float(self.tolerance)
 
 
 @dataclass(frozen=True)
@@ -107,12 +138,7 @@ def export_module(
 
     from pointseg_cli.io.images import atomic_output
 
-    check_choice("precision", precision, PRECISIONS)
-    if not 7 <= opset <= MAX_OPSET:
-        raise ConfigError(f"opset must be between 7 and {MAX_OPSET}; got {opset}")
-    tol = DEFAULT_TOLERANCE[precision] if tolerance is None else float(tolerance)
-    if tol <= 0:
-        raise ConfigError(f"tolerance must be > 0; got {tol}")
+    tol = ExportConfig(precision=precision, opset=opset, tolerance=tolerance).parity_tolerance
     out = Path(out)
     model = model.to("cpu").eval()
     meta = ModelMetadata(**{**metadata.__dict__, "precision": precision})
@@ -187,3 +213,16 @@ def export_onnx(
     return export_module(
         loaded.model, metadata_from_loaded(loaded), out, precision=precision, opset=opset, tolerance=tolerance
     )
+
+
+def run_export(source: str | Path, out: str | Path, *, config: ExportConfig | None = None) -> ExportResult:
+    """The library behind ``pointseg export``: :func:`export_onnx` with an :class:`ExportConfig`.
+
+    Parameters
+    ----------
+    source : training run directory (``config.json`` + ``best.pt``) or a ``.pt`` checkpoint
+    out : destination ``.onnx`` file (written only if parity holds)
+    config : precision, opset and parity tolerance (defaults: fp32, opset 17, by precision)
+    """
+    config = config or ExportConfig()
+    return export_onnx(source, out, precision=config.precision, opset=config.opset, tolerance=config.tolerance)

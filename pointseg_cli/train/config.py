@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from pointseg_cli.devices import DEVICE_CHOICES as DEVICES
+from pointseg_cli.devices import DEVICE_CHOICES
 from pointseg_cli.errors import ConfigError, check_choice
 from pointseg_cli.nets.arch import ARCH_DIVISOR as _DIVISOR
 from pointseg_cli.nets.arch import ARCH_NDIM as _NDIM
@@ -27,6 +27,8 @@ LOSS_TERMS = ("pce", "img", "obj")
 OBJECTNESS_KINDS = ("paper", "gauss", "dir")
 OBJECTNESS_MODES = ("paper", "geodesic")
 SUPERVISION = ("points", "masks")
+#: The network trained on images of each spatial dimensionality unless ``arch`` is given.
+DIMENSION_ARCH = {ndim: arch for arch, ndim in _NDIM.items()}
 
 #: Paper defaults per spatial dimensionality: crop (spatial) and batch size.
 DEFAULT_CROP = {2: (128, 128), 3: (32, 64, 64)}
@@ -35,6 +37,13 @@ DEFAULT_BATCH = {2: 64, 3: 20}
 #: region-boundary surfaces outnumber the clicks and a quarter of them lie inside touching nuclei
 #: (docs/results.md: with 0.02 validation IoU fell from 0.73 to 0.57 over 300 steps, with 0 it rose).
 DEFAULT_BG_WEIGHT = {2: 0.1, 3: 0.0}
+#: CPU-sized settings that a run on the CPU takes for every one of them the user did not set: the
+#: paper's ResNet-50 with 64 crops per step would take about a day on a CPU, these a few minutes
+#: to an hour (docs/training.md, "Training on a CPU").
+CPU_DEFAULTS: dict[int, dict[str, Any]] = {
+    2: {"encoder": "resnet18", "base_filters": 32, "batch_size": 8, "crop": (128, 128)},
+    3: {"base_filters": 16, "batch_size": 2, "crop": (32, 64, 64)},
+}
 
 
 def default_normalization() -> dict[str, Any]:
@@ -104,7 +113,7 @@ class TrainConfig:
         check_choice("objectness mode", self.objectness_mode, OBJECTNESS_MODES)
         check_choice("objectness cost", self.objectness_cost, OBJECTNESS_COSTS)
         check_choice("supervision", self.supervision, SUPERVISION)
-        check_choice("device", self.device, DEVICES)
+        check_choice("device", self.device, DEVICE_CHOICES)
         if self.ndim != _NDIM[self.arch]:
             raise ConfigError(
                 f"arch {self.arch!r} trains on {_NDIM[self.arch]}-D images; the images are {self.ndim}-D"

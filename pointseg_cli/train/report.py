@@ -16,8 +16,10 @@ COLUMNS = (
     "epoch", "step", "lr", "seconds",
     "train_loss", "train_point", "train_obj", "train_img", "train_dense",
     "val_loss", "val_point", "val_obj", "val_img", "val_dense",
-    "val_miou", "val_miou_objects",
+    "val_miou", "val_iou_background",
 )  # fmt: skip
+#: ``val_miou`` is the mean IoU over the object classes (as ``pointseg evaluate`` reports it);
+#: the background's IoU is its own column.
 
 
 def _fmt(v: Any) -> str:
@@ -42,7 +44,7 @@ def write_metrics_csv(path: str | Path, history: Sequence[dict[str, Any]]) -> Pa
 
 
 def plot_curves(path: str | Path, history: Sequence[dict[str, Any]]) -> Path:
-    """Loss terms (train solid, validation dashed) and validation mIoU per epoch, as a PNG."""
+    """Loss terms (train solid, validation dashed) and validation IoU per epoch, as a PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -63,8 +65,8 @@ def plot_curves(path: str | Path, history: Sequence[dict[str, Any]]) -> Path:
     ax_loss.legend(fontsize=7, ncol=2)
     ax_loss.set_title("loss terms (train solid, validation dashed)")
     has_iou = False
-    for key, colour, label in (("val_miou", "tab:red", "mIoU (all classes)"), ("val_miou_objects", "tab:brown",
-                                                                                "mIoU (objects)")):
+    for key, colour, label in (("val_miou", "tab:red", "mIoU (object classes)"),
+                               ("val_iou_background", "tab:brown", "IoU (background)")):
         ys = [r.get(key, math.nan) for r in history]
         if any(not math.isnan(y) for y in ys):
             ax_iou.plot(epochs, ys, "-o", color=colour, label=label, markersize=3)
@@ -74,7 +76,7 @@ def plot_curves(path: str | Path, history: Sequence[dict[str, Any]]) -> Path:
     ax_lr.set_ylabel("learning rate")
     ax_lr.set_yscale("log")
     ax_iou.set_xlabel("epoch")
-    ax_iou.set_ylabel("validation mIoU")
+    ax_iou.set_ylabel("validation IoU")
     ax_iou.set_ylim(0, 1)
     ax_iou.set_title("validation mIoU" if has_iou else "validation mIoU (no --val-masks given)")
     if has_iou:

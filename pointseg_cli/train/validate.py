@@ -20,12 +20,17 @@ MAX_WINDOW_PIXELS = 1024 * 1024
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Validation loss terms (mean over the fixed crops) and mIoU (NaN without masks)."""
+    """Validation loss terms (mean over the fixed crops) and IoU scores (NaN without masks).
+
+    ``miou`` is the mean IoU over the object classes and ``iou_background`` the background's
+    IoU, from the confusion matrix pooled over the validation images: the definitions of
+    ``pointseg evaluate`` (:func:`pointseg_cli.metrics.scores_from_confusion`).
+    """
 
     loss: float
     terms: dict[str, float]
     miou: float
-    miou_objects: float
+    iou_background: float
 
 
 def to_device(batch: Batch, device: str) -> Batch:
@@ -77,7 +82,7 @@ def validate(
     divisor: int,
     device: str,
 ) -> ValidationResult:
-    """Loss on ``n_batches`` fixed validation crops and mIoU over images carrying ``val_mask``."""
+    """Loss on ``n_batches`` fixed validation crops and IoU scores over images carrying ``val_mask``."""
     from pointseg_cli.metrics import confusion_matrix, scores_from_confusion
 
     was_training = model.training
@@ -97,8 +102,8 @@ def validate(
         pred = predict_image(model, im.image, divisor=divisor, device=device)
         cm += confusion_matrix(pred, im.val_mask.astype(np.int64), n_classes)  # type: ignore[union-attr]
     model.train(was_training)
-    miou = miou_obj = float("nan")
+    miou = iou_bg = float("nan")
     if with_masks:
         scores = scores_from_confusion(cm)
-        miou, miou_obj = float(scores.miou_all), float(scores.miou_objects)
-    return ValidationResult(total if sampler is not None else float("nan"), sums, miou, miou_obj)
+        miou, iou_bg = float(scores.miou_objects), float(scores.iou[0])
+    return ValidationResult(total if sampler is not None else float("nan"), sums, miou, iou_bg)

@@ -161,3 +161,68 @@ def test_stain_normalize_on_grayscale_images_exit_2_without_run_dir(runner, he) 
     assert res.exit_code == 2, res.output
     assert "needs 2-D RGB training images (3 channels); the images are 2-D with 1 channel(s)" in res.output
     assert not (gray / "run").exists()
+
+
+def test_without_out_a_new_run_folder_under_runs_is_created_and_printed(runner, data, monkeypatch) -> None:
+    monkeypatch.chdir(data)
+    args = ["train", "points.csv", "images", *TINY, "--max-steps", "1", "--val-fraction", "0"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    runs = sorted(p for p in (data / "runs").iterdir())
+    assert len(runs) == 2 and all(p.name.endswith("-fpn") or "-fpn-" in p.name for p in runs)
+    assert all((p / "best.pt").is_file() for p in runs)
+    printed = " ".join((first.output + second.output).split())
+    assert all(f"runs/{p.name}" in printed for p in runs)
+
+
+def test_resume_without_out_exit_2(runner, data, monkeypatch) -> None:
+    monkeypatch.chdir(data)
+    res = runner.invoke(app, ["train", "points.csv", "images", *TINY, "--resume"])
+    assert res.exit_code == 2 and "--resume continues an existing run" in res.output
+    assert not (data / "runs").exists()
+
+
+def test_failed_run_leaves_no_new_run_folder(runner, data, monkeypatch) -> None:
+    monkeypatch.chdir(data)
+    res = runner.invoke(app, ["train", "points.csv", "images", *TINY, "--crop", "64,64"])
+    assert res.exit_code == 2 and "is larger than image" in res.output
+    assert list((data / "runs").iterdir()) == []
+
+
+def test_cpu_run_takes_cpu_defaults_for_unset_options_only(runner, tmp_path) -> None:
+    make_dataset(tmp_path, n_images=2, shape=(64, 64), n_objects=3, radius=4)
+    res = runner.invoke(app, ["train", str(tmp_path / "points.csv"), str(tmp_path / "images"), "--out",
+                              str(tmp_path / "run"), "--crop", "64,64", "--device", "cpu", "--max-steps", "1",
+                              "--val-fraction", "0"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (cfg["encoder"], cfg["base_filters"], cfg["batch_size"]) == ("resnet18", 32, 8)
+    assert cfg["crop"] == [64, 64] and cfg["device"] == "cpu"  # the user's crop is kept
+    assert "CPU defaults" in res.output and "crop" not in res.output.split("CPU defaults")[1].splitlines()[0]
+
+
+def test_off_a_terminal_eta_and_one_line_per_epoch(runner, data) -> None:
+    res = _train(runner, data, "--epochs", "2", "--steps-per-epoch", "2", "--val-masks", str(data / "masks"))
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("epoch ")]
+    assert [ln.split(":")[0] for ln in lines] == ["epoch 1/2 step 2/4", "epoch 2/2 step 4/4"]
+    assert all("loss" in ln and "point" in ln and "val mIoU" in ln and "background IoU" in ln for ln in lines)
+    assert sum(ln.startswith("ETA ") for ln in res.output.splitlines()) == 1
+    quiet = runner.invoke(app, ["-q", "train", str(data / "points.csv"), str(data / "images"), "--out",
+                                str(data / "run2"), *TINY, "--max-steps", "4"])
+    assert quiet.exit_code == 0 and quiet.output == ""
+
+
+def test_long_run_warning(runner, data, monkeypatch) -> None:
+    from pointseg_cli.train import loop
+
+    monkeypatch.setattr(loop, "LONG_RUN_SECONDS", 0.0)
+    res = _train(runner, data, "--max-steps", "4", "--val-fraction", "0")
+    assert res.exit_code == 0, res.output
+    assert "this run would take about" in " ".join(res.output.split())
+    monkeypatch.setattr(loop, "LONG_RUN_SECONDS", 1e9)
+    res = runner.invoke(app, ["train", str(data / "points.csv"), str(data / "images"), "--out",
+                              str(data / "run2"), *TINY, "--max-steps", "4", "--val-fraction", "0"])
+    assert res.exit_code == 0 and "this run would take" not in res.output

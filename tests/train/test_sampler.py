@@ -131,3 +131,17 @@ def test_prefetcher_yields_in_order_and_reraises() -> None:
 
     with pytest.raises(ValueError, match="bad batch"), Prefetcher(boom, range(5)) as p:
         list(p)
+
+
+def test_prefetcher_with_several_workers_keeps_order_and_batches() -> None:
+    import time
+
+    def slow_square(i: int) -> int:
+        time.sleep(0.01 * (5 - i % 5))  # later items finish first
+        return i * i
+
+    with Prefetcher(slow_square, range(0, 12), depth=3, workers=4) as p:
+        assert list(p) == [(i, i * i) for i in range(12)]
+    with pytest.raises(ZeroDivisionError), Prefetcher(lambda i: 1 // (2 - i), range(4), workers=2) as p:
+        assert next(iter(p)) == (0, 0)
+        list(p)
