@@ -8,9 +8,22 @@ from __future__ import annotations
 
 
 class PointsegError(Exception):
-    """Base class for errors caused by invalid input or usage (exit code 2)."""
+    """Base class for errors caused by invalid input or usage (exit code 2).
+
+    The message is kept on one line: line breaks that come from the user's own data (a header
+    field, a class name) are shown as ``\\n`` so the CLI's one-line promise holds for any input.
+    """
 
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str):
+            args = (_one_line(args[0]), *args[1:])
+        super().__init__(*args)
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
 
 
 class InputError(PointsegError):
