@@ -1,0 +1,328 @@
+"""Object instances from a class map (and an optional object-centre map), exact when streamed.
+
+Methods (:data:`INSTANCE_METHODS`)
+    ``centers``
+        Markers are the peaks of the centre map inside each object class: voxels whose centre
+        value exceeds ``threshold`` and is the largest among the voxels *of the same connected
+        component* within ``min_distance`` (a plateau of equal peak values is one marker). A
+        seeded watershed (scikit-image) then grows the markers over the component, highest
+        centre values first.
+    ``distance``
+        The same, with the Euclidean distance to the nearest voxel of another class (voxel
+        spacing respected) in place of the centre map: the classic distance-transform watershed,
+        a baseline that needs no centre output.
+    ``components``
+        Connected components of each class.
+    ``none``
+        No instances.
+    A component without any marker (for example an object whose centre value never exceeds the
+    threshold) becomes one instance.
+
+Why streaming is exact
+    Every step is confined to one connected component of one class: peaks compare a voxel only
+    with voxels of its own component, the watershed cannot flood through voxels outside the
+    mask, and the distance of a voxel to the nearest other-class voxel is attained within the
+    component's bounding box grown by one voxel. Watershed ties are broken by raster position
+    (the flooding order is the rank of ``(-value, raster index)``), which is the same in any
+    crop that holds the whole component. So processing each component in a window that holds
+    it gives exactly what the whole volume gives, and ids are numbered 1..N in raster order of
+    each object's first voxel, so streamed and whole-volume results are identical arrays.
+
+    :func:`instances_from_maps` reads the maps ``max_voxels`` at a time: (1) connected
+    components slab by slab, joined across slab faces (:mod:`pointseg_cli.infer.stitch`);
+    (2) windows of whole planes, each segmenting the components that lie entirely inside it;
+    a component taller than a window is segmented alone in its bounding box; (3) ids renumbered
+    and the object table accumulated slab by slab. Only a single component whose bounding box
+    holds more than ``max_voxels`` voxels is handled approximately (see
+    :mod:`pointseg_cli.infer.bigcomp`); a warning names it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pointseg_cli.errors import ConfigError, InputError, check_choice
+from pointseg_cli.infer.objects import ObjectAccumulator, ObjectTable
+from pointseg_cli.infer.stitch import ComponentIndex, label_block, scan_components
+from pointseg_cli.infer.watershed import neighbourhood, peak_radii, segment_components
+from pointseg_cli.progress import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+INSTANCE_METHODS = ("centers", "distance", "components", "none")
+#: Methods that work without a centre map.
+BASELINE_METHODS = ("distance", "components", "none")
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """How instances are formed.
+
+    Attributes
+    ----------
+    method : one of :data:`INSTANCE_METHODS`.
+    spacing : voxel size per spatial axis (any unit), or ``None`` for isotropic pixels.
+    min_distance : a peak is the largest value of its component within this distance, in units
+        of the finest voxel spacing (per axis ``floor(min_distance * min(spacing) / spacing)``
+        voxels, so a coarse Z axis is searched over fewer planes).
+    threshold : smallest value a peak may have: the centre-map value for ``centers`` (default
+        0.3), the distance in spacing units for ``distance`` (default 0: any peak).
+    connectivity : 1 (faces) up to ndim (faces, edges and corners), for components and
+        watershed alike.
+    max_voxels : voxels per window when streaming (memory grows about 60 bytes per voxel).
+    """
+
+    method: str = "centers"
+    spacing: tuple[float, ...] | None = None
+    min_distance: float = 3.0
+    threshold: float | None = None
+    connectivity: int = 1
+    max_voxels: int = 8_000_000
+
+    def __post_init__(self) -> None:
+        check_choice("instance method", self.method, INSTANCE_METHODS)
+        if self.spacing is not None:
+            sp = tuple(float(s) for s in self.spacing)
+            if not all(np.isfinite(s) and s > 0 for s in sp):
+                raise ConfigError(f"spacing must hold positive numbers; got {self.spacing}")
+            object.__setattr__(self, "spacing", sp)
+        if not self.min_distance >= 0:
+            raise ConfigError(f"min_distance must be >= 0; got {self.min_distance}")
+        if self.connectivity < 1:
+            raise ConfigError(f"connectivity must be >= 1; got {self.connectivity}")
+        if self.max_voxels < 1:
+            raise ConfigError(f"max_voxels must be >= 1; got {self.max_voxels}")
+
+    @property
+    def peak_threshold(self) -> float:
+        if self.threshold is not None:
+            return float(self.threshold)
+        return 0.3 if self.method == "centers" else 0.0
+
+
+@dataclass(frozen=True)
+class InstanceResult:
+    """What :func:`instances_from_maps` produced.
+
+    Attributes
+    ----------
+    n_instances : ids 1..n_instances were written.
+    n_components : connected components of the class map (all classes).
+    table : one row per instance.
+    approximate : component numbers that were too large for one window and were segmented in
+        overlapping chunks (ids there may differ from a whole-volume run).
+    """
+
+    method: str
+    n_instances: int
+    n_components: int
+    table: ObjectTable
+    approximate: tuple[int, ...] = field(default=())
+
+
+def renumber_by_first_voxel(ids: np.ndarray) -> np.ndarray:
+    """Renumber non-zero ids 1..N in raster order of their first voxel (uint32)."""
+    flat = ids.ravel()
+    idx = np.flatnonzero(flat)
+    present, first = np.unique(flat[idx], return_index=True)
+    lut = np.zeros(int(present[-1]) + 1 if present.size else 1, np.uint32)
+    lut[present[np.argsort(first)]] = np.arange(1, present.size + 1, dtype=np.uint32)
+    return lut[ids]
+
+
+def _check_maps(shape: tuple[int, ...], centers: Any, cfg: InstanceConfig) -> None:
+    if len(shape) not in (2, 3):
+        raise InputError(f"class map must be (Y, X) or (Z, Y, X); got shape {shape}")
+    if cfg.method == "centers" and centers is None:
+        raise ConfigError(
+            f"instance method 'centers' needs a centre map; without one use {', '.join(BASELINE_METHODS)}"
+        )
+    if centers is not None and tuple(centers.shape) != tuple(shape):
+        raise InputError(f"centre map has shape {tuple(centers.shape)} but the class map has {tuple(shape)}")
+    if cfg.spacing is not None and len(cfg.spacing) != len(shape):
+        raise ConfigError(f"spacing has {len(cfg.spacing)} values but the class map has {len(shape)} axes")
+
+
+def label_instances(class_map: np.ndarray, centers: np.ndarray | None = None, *,
+                    config: InstanceConfig | None = None) -> np.ndarray:
+    """Instance ids of a class map held in memory (the whole-volume reference).
+
+    Parameters
+    ----------
+    class_map : ``(Z, Y, X)`` or ``(Y, X)`` integer class ids, 0 = background.
+    centers : centre map, same shape (higher = closer to an object centre); ``centers`` only.
+    config : method and settings (default :class:`InstanceConfig`).
+
+    Returns
+    -------
+    numpy.ndarray, uint32, same shape; ids 1..N in raster order of each object's first voxel.
+    """
+    cfg = config or InstanceConfig()
+    cls = np.asarray(class_map)
+    _check_maps(cls.shape, centers, cfg)
+    if cfg.method == "none":
+        return np.zeros(cls.shape, np.uint32)
+    comp, _ = label_block(cls, neighbourhood(cls.ndim, cfg.connectivity))
+    values = None if centers is None else np.asarray(centers, np.float32)
+    ids, _ = segment_components(cls, comp, values, config=cfg)
+    return renumber_by_first_voxel(ids)
+
+
+# ------------------------------------------------------------------------------------------
+# streaming
+
+
+def _empty_table(ndim: int, spacing: tuple[float, ...] | None) -> ObjectTable:
+    return ObjectAccumulator(0, ndim).table(np.zeros(0, np.int64), spacing=spacing)
+
+
+def _segment_windows(index: ComponentIndex, read_cls: Any, centers: Any, prov: Any, cfg: InstanceConfig,
+                     depth: int, progress: ProgressCallback | None) -> list[int]:
+    """Pass 2: segment every component in a window that holds it; returns approximated ones."""
+    from pointseg_cli.infer.bigcomp import segment_in_chunks
+
+    shape, nd = index.shape, len(index.shape)
+    cls_lut = np.concatenate([[0], index.classes]).astype(np.uint8 if index.classes.max(initial=0) < 256 else np.int64)
+    want_values = cfg.method == "centers"
+    zlo = np.maximum(index.lo[:, 0] - 1, 0)
+    zhi = np.minimum(index.hi[:, 0] + 1, shape[0])
+    tall = (zhi - zlo) > depth
+    order = np.flatnonzero(~tall)
+    order = order[np.argsort(zlo[order], kind="stable")]
+    zl, zh = zlo[order], zhi[order]
+    done = np.zeros(order.size, bool)
+    cache: dict[int, np.ndarray] = {}
+    i = 0
+    while i < order.size:
+        if done[i]:
+            i += 1
+            continue
+        z0 = int(zl[i])
+        z1 = min(z0 + depth, shape[0])
+        j = int(np.searchsorted(zl, z1))
+        pick = np.arange(i, j)
+        pick = pick[~done[pick] & (zh[pick] <= z1)]
+        done[pick] = True
+        comp_all = index.components_in(read_cls, z0, z1, cache=cache)
+        sel = np.zeros(index.n + 1, bool)
+        sel[order[pick] + 1] = True
+        cls_w = cls_lut[comp_all]
+        values = np.asarray(centers[z0:z1], np.float32) if want_values else None
+        local, k = segment_components(cls_w, np.where(sel[comp_all], comp_all, 0), values, config=cfg)
+        prov.write((z0,) + (0,) * (nd - 1), local, k, cls_w)
+        if progress is not None:
+            progress("instances", int(done.sum()), index.n)
+    cache.clear()
+    approximate = []
+    radii = peak_radii(cfg, nd)
+    for c in np.flatnonzero(tall):
+        number = int(c) + 1
+        lo = tuple(int(v) for v in np.maximum(index.lo[c] - 1, 0))
+        hi = tuple(int(v) for v in np.minimum(index.hi[c] + 1, shape))
+        region = tuple(slice(a, b) for a, b in zip(lo[1:], hi[1:], strict=True))
+
+        def read_window(a: int, b: int, region: tuple[slice, ...] = region) -> tuple[Any, Any, Any]:
+            comp_all = index.components_in(read_cls, a, b, region=region)
+            vals = np.asarray(centers[(slice(a, b), *region)], np.float32) if want_values else None
+            return cls_lut[comp_all], comp_all, vals
+
+        plane = int(np.prod([b - a for a, b in zip(lo[1:], hi[1:], strict=True)], dtype=np.int64))
+        if plane * (hi[0] - lo[0]) <= cfg.max_voxels:
+            cls_w, comp_all, vals = read_window(lo[0], hi[0])
+            local, k = segment_components(cls_w, np.where(comp_all == number, comp_all, 0), vals, config=cfg)
+            prov.write(lo, local, k, cls_w)
+            continue
+        halo = max(radii[0] + 1, 4)
+        core = max(1, cfg.max_voxels // max(plane, 1) - 2 * halo)
+        log.warning(
+            "object component %d (class %d, bounding box %s to %s, %d voxels) is larger than max_voxels=%d: "
+            "segmented in chunks of %d planes with %d-plane halos; its instance ids may differ from a "
+            "whole-volume run near chunk borders",
+            number, int(index.classes[c]), lo, hi, int(index.voxels[c]), cfg.max_voxels, core, halo,
+        )
+        segment_in_chunks(read_window, prov, lo=lo, hi=hi, number=number, cls_id=int(index.classes[c]),
+                          core=core, halo=halo, config=cfg)
+        approximate.append(number)
+    return approximate
+
+
+def instances_from_maps(
+    labels: Any,
+    centers: Any | None,
+    out: Any,
+    *,
+    config: InstanceConfig | None = None,
+    image: Any | None = None,
+    slab: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> InstanceResult:
+    """Instance ids of an on-disk class map, written slab by slab to ``out``.
+
+    Equal to :func:`label_instances` of the whole arrays, voxel for voxel (see the module
+    docstring), except in components reported in :attr:`InstanceResult.approximate`.
+
+    Parameters
+    ----------
+    labels : class map ``(Z, Y, X)`` or ``(Y, X)``, any array that can be sliced along the first
+        axis (numpy array or memmap, tifffile memmap, zarr array); 0 = background.
+    centers : centre map of the same shape, or ``None`` (required by ``centers``).
+    out : writable array of the same shape (uint32 recommended); every voxel is overwritten.
+    config : method and settings (default :class:`InstanceConfig`).
+    image : input image for the mean intensity, same spatial shape (channel last if any).
+    slab : planes per read for the component scan and the final pass (default: half a window).
+    progress : optional ``progress(task, done, total)`` callback.
+
+    Returns
+    -------
+    InstanceResult
+    """
+    from pointseg_cli.infer.bigcomp import ProvisionalIds
+
+    cfg = config or InstanceConfig()
+    shape = tuple(int(s) for s in labels.shape)
+    _check_maps(shape, centers, cfg)
+    if tuple(out.shape) != shape:
+        raise InputError(f"output array has shape {tuple(out.shape)} but the class map has {shape}")
+    if image is not None and tuple(image.shape[: len(shape)]) != shape:
+        raise InputError(f"image has shape {tuple(image.shape)} but the class map has {shape}")
+    nd = len(shape)
+    if cfg.method == "none":
+        return InstanceResult(method="none", n_instances=0, n_components=0, table=_empty_table(nd, cfg.spacing))
+    plane = int(np.prod(shape[1:], dtype=np.int64))
+    depth = max(3, cfg.max_voxels // plane)
+    slab = max(1, int(slab) if slab else depth // 2)
+    bounds = [(a, min(a + slab, shape[0])) for a in range(0, shape[0], slab)]
+
+    def read_cls(a: int, b: int) -> np.ndarray:
+        return np.asarray(labels[a:b])
+
+    for a, b in bounds:  # the final pass reads every voxel of ``out``: start from zeros
+        out[a:b] = 0
+    index = scan_components(read_cls, shape, slab=slab, structure=neighbourhood(nd, cfg.connectivity))
+    prov = ProvisionalIds(out, shape)
+    approximate: list[int] = []
+    if cfg.method == "components":
+        cache: dict[int, np.ndarray] = {}
+        cls_lut = np.concatenate([[0], index.classes])
+        prov.reserve(index.n)  # the ids are the component numbers
+        for a, b in bounds:
+            comp = index.components_in(read_cls, a, b, cache=cache)
+            prov.put((a,) + (0,) * (nd - 1), comp, cls_lut[comp])
+    else:
+        approximate = _segment_windows(index, read_cls, centers, prov, cfg, depth, progress)
+    lut, classes = prov.renumbering()
+    channels = 0 if image is None else (1 if len(image.shape) == nd else int(image.shape[-1]))
+    acc = ObjectAccumulator(int(classes.size), nd, channels=channels)
+    for a, b in bounds:
+        final = lut[np.asarray(out[a:b])]
+        out[a:b] = final
+        acc.add(final, a, None if image is None else np.asarray(image[a:b]))
+        if progress is not None:
+            progress("object table", b, shape[0])
+    table = acc.table(classes, spacing=cfg.spacing, with_intensity=image is not None)
+    return InstanceResult(method=cfg.method, n_instances=len(table), n_components=index.n, table=table,
+                          approximate=tuple(approximate))
