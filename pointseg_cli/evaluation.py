@@ -6,9 +6,10 @@ Matching rule
     ``x.labels.tif``, ``x_mask.tif`` and ``x.ome.tif`` all have key ``x``). In a folder that holds
     any mask-named file (``*.labels.*``, ``*_mask.*``, ...) only those are used (so a ``segment``
     output folder, or a dataset folder with ``x.tif`` beside ``x.labels.tif``, works as is);
-    otherwise every image in the folder except other pointseg outputs is used. Two single files
-    are paired whatever their names. Files without a partner are reported and skipped; no pair at
-    all is an error.
+    otherwise every image in the folder except other pointseg outputs is used. A prediction
+    ``x.instances.tif`` (the instance image ``segment`` writes) has key ``x`` too; a prediction
+    folder holding only such files contributes them. Two single files are paired whatever their
+    names. Files without a partner are reported and skipped; no pair at all is an error.
 
 Overall scores
     The semantic "overall" row pools the confusion matrices of all images (dataset-level IoU);
@@ -26,14 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from pointseg_cli.errors import ConfigError, InputError, check_choice
-from pointseg_cli.io.images import ZARR_SUFFIXES, atomic_output
-from pointseg_cli.io.masks import mask_files, mask_stem, read_labels
+from pointseg_cli.io.images import ZARR_SUFFIXES, atomic_output, find_images, image_stem
+from pointseg_cli.io.masks import is_mask_name, mask_files, mask_stem, read_labels
 from pointseg_cli.metrics import (
     InstanceScores,
     SemanticScores,
     confusion_matrix,
     label_components,
     match_instances,
+    match_instances_per_class,
     pad_confusion,
     scores_from_confusion,
     sum_instance_scores,
@@ -43,6 +45,9 @@ from pointseg_cli.progress import ProgressCallback
 log = logging.getLogger(__name__)
 
 INSTANCE_SOURCES = ("ids", "components")
+#: ``auto``: the ``x.instances.*`` image beside a prediction when there is one, else components.
+PRED_INSTANCE_SOURCES = ("auto", *INSTANCE_SOURCES)
+_INSTANCES = ".instances"
 #: Largest class id scored without ``--classes``; above it the labels are taken for instance ids.
 MAX_CLASS_ID = 1000
 
@@ -54,6 +59,48 @@ class Pairing:
     pairs: tuple[tuple[str, Path, Path], ...]
     pred_only: tuple[Path, ...] = ()
     gt_only: tuple[Path, ...] = ()
+
+
+def _pred_key(path: Path) -> str:
+    """Matching key of a prediction: ``x.instances.tif`` → ``x``, else :func:`mask_stem`."""
+    stem = image_stem(path)
+    return stem[: -len(_INSTANCES)] if stem.endswith(_INSTANCES) and len(stem) > len(_INSTANCES) else mask_stem(path)
+
+
+def _prediction_files(folder: Path) -> dict[str, Path]:
+    """Label images of a prediction folder; its ``*.instances.*`` files when it holds no others."""
+    insts = {_pred_key(p): p for p in find_images([folder], include_derived=True)
+             if image_stem(p).endswith(_INSTANCES)}
+    try:
+        found = mask_files(folder, what="label image")
+    except InputError:
+        if insts:
+            return insts
+        raise
+    return found if not insts or any(is_mask_name(p) for p in found.values()) else insts
+
+
+def instances_file(pred: Path) -> Path | None:
+    """The instance image of a prediction: itself if it is ``x.instances.*``, else that sibling."""
+    if image_stem(pred).endswith(_INSTANCES):
+        return pred
+    sibling = pred.with_name(_pred_key(pred) + _INSTANCES + pred.name[len(image_stem(pred)):])
+    return sibling if sibling.exists() else None
+
+
+def _read_prediction(path: Path, *, axes: str | None, want_ids: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Class ids of a prediction, and its instance ids when wanted and available.
+
+    For ``x.instances.*`` the class ids come from ``x.labels.*`` beside it, else from the
+    instance foreground (class 1).
+    """
+    inst_path = instances_file(path)
+    if inst_path == path:
+        ids = read_labels(path, axes=axes, instances=True)
+        labels = path.with_name(_pred_key(path) + ".labels" + path.name[len(image_stem(path)):])
+        return (read_labels(labels, axes=axes) if labels.exists() else (ids > 0).astype(np.uint8)), ids
+    ids = read_labels(inst_path, axes=axes, instances=True) if want_ids and inst_path is not None else None
+    return read_labels(path, axes=axes), ids
 
 
 def _is_folder(path: Path) -> bool:
@@ -68,8 +115,8 @@ def pair_label_files(pred: str | Path, gt: str | Path) -> Pairing:
             raise InputError(f"{name} '{p}' does not exist")
     pred_dir, gt_dir = _is_folder(pred), _is_folder(gt)
     if not pred_dir and not gt_dir:
-        return Pairing(pairs=((mask_stem(pred), pred, gt),))
-    preds = mask_files(pred, what="label image") if pred_dir else {mask_stem(pred): pred}
+        return Pairing(pairs=((_pred_key(pred), pred, gt),))
+    preds = _prediction_files(pred) if pred_dir else {_pred_key(pred): pred}
     gts = mask_files(gt, what="label image") if gt_dir else {mask_stem(gt): gt}
     keys = sorted(set(preds) & set(gts))
     pairing = Pairing(
@@ -94,6 +141,7 @@ class ImageScores:
     gt: Path
     semantic: SemanticScores
     instances: InstanceScores | None = None
+    instances_per_class: dict[int, InstanceScores] | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +163,7 @@ class Evaluation:
     overall_instances: InstanceScores | None
     pairing: Pairing
     settings: dict[str, object] = field(default_factory=dict)
+    overall_instances_per_class: dict[int, InstanceScores] | None = None
 
     @property
     def mean_image_miou_objects(self) -> float:
@@ -144,14 +193,19 @@ class Evaluation:
         def inst(s: InstanceScores | None) -> dict[str, object] | None:
             return None if s is None else {k: clean(v) for k, v in s.to_dict().items()}
 
+        def per_class(pc: dict[int, InstanceScores] | None) -> dict[str, object] | None:
+            name = dict(enumerate(self.class_names))
+            return None if pc is None else {name.get(c, str(c)): inst(v) for c, v in pc.items()}
+
         return {
             "classes": list(self.class_names),
             "images": [
                 {"image": r.key, "pred": str(r.pred), "gt": str(r.gt), **sem(r.semantic),
-                 "instances": inst(r.instances)}
+                 "instances": inst(r.instances), "instances_per_class": per_class(r.instances_per_class)}
                 for r in self.images
             ],
-            "overall": {**sem(self.overall), "instances": inst(self.overall_instances)},
+            "overall": {**sem(self.overall), "instances": inst(self.overall_instances),
+                        "instances_per_class": per_class(self.overall_instances_per_class)},
             "mean_per_image": {
                 "miou_objects": clean(self.mean_image_miou_objects), "miou_all": clean(self.mean_image_miou_all),
             },
@@ -174,8 +228,10 @@ class EvaluateConfig:
         instance-labelled ground truth against a one-class prediction.
     instances : also compute instance F1 / precision / recall at ``IoU >= threshold``.
     pred_instances, gt_instances : ``ids`` (label values are instance ids) or ``components``
-        (connected components of each class). Defaults suit class-id predictions from
-        ``segment`` against instance-labelled ground truth.
+        (connected components of each class); for predictions also ``auto``: the
+        ``x.instances.*`` image beside ``x.labels.*`` (or the prediction itself when it is one)
+        when present, else components. Defaults suit ``segment`` output against
+        instance-labelled ground truth.
     threshold : IoU a matched instance pair needs, in (0, 1].
     axes : axes override for reading the files.
     """
@@ -183,13 +239,13 @@ class EvaluateConfig:
     classes: tuple[str, ...] | None = None
     gt_binary: bool = False
     instances: bool = False
-    pred_instances: str = "components"
+    pred_instances: str = "auto"
     gt_instances: str = "ids"
     threshold: float = 0.5
     axes: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice("--pred-instances", self.pred_instances, INSTANCE_SOURCES)
+        check_choice("--pred-instances", self.pred_instances, PRED_INSTANCE_SOURCES)
         check_choice("--gt-instances", self.gt_instances, INSTANCE_SOURCES)
         if not 0 < self.threshold <= 1:
             raise ConfigError(f"--iou-threshold must lie in (0, 1]; got {self.threshold}")
@@ -230,9 +286,10 @@ def _evaluate(
     fixed = len(classes) + 1 if classes else None
     cms: list[np.ndarray] = []
     inst: list[InstanceScores | None] = []
+    per_class: list[dict[int, InstanceScores] | None] = []
     total = len(pairing.pairs)
     for i, (key, p_path, g_path) in enumerate(pairing.pairs):
-        p = read_labels(p_path, axes=axes)
+        p, p_ids = _read_prediction(p_path, axes=axes, want_ids=instances and pred_instances == "auto")
         g = read_labels(g_path, axes=axes, instances=gt_binary)
         if p.shape != g.shape:
             raise InputError(
@@ -253,20 +310,29 @@ def _evaluate(
         except InputError as exc:
             raise InputError(f"'{key}': {exc} (--classes lists {len(classes or [])})") from None
         if instances:
-            pi = p if pred_instances == "ids" else label_components(p)
+            pi = p_ids if p_ids is not None else p if pred_instances == "ids" else label_components(p)
             gi = g if gt_instances == "ids" else label_components(g)
             inst.append(match_instances(pi, gi, threshold=threshold))
+            classed = gt_binary or gt_instances == "components"  # else the ground truth has no classes
+            per_class.append(match_instances_per_class(pi, gi, p, g_sem, threshold=threshold) if classed else None)
         else:
             inst.append(None)
+            per_class.append(None)
         if progress is not None:
             progress("images", i + 1, total)
     n_all = max(cm.shape[0] for cm in cms)
     n_all = max(n_all, 2)
     names = ("background", *(classes or [str(c) for c in range(1, n_all)]))
     rows = tuple(
-        ImageScores(key=k, pred=pp, gt=gp, semantic=scores_from_confusion(pad_confusion(cm, n_all)), instances=s)
-        for (k, pp, gp), cm, s in zip(pairing.pairs, cms, inst, strict=True)
+        ImageScores(key=k, pred=pp, gt=gp, semantic=scores_from_confusion(pad_confusion(cm, n_all)), instances=s,
+                    instances_per_class=pc)
+        for (k, pp, gp), cm, s, pc in zip(pairing.pairs, cms, inst, per_class, strict=True)
     )
+    pooled_pc = None
+    if any(pc is not None for pc in per_class):
+        ids = sorted({c for pc in per_class if pc for c in pc})
+        pooled_pc = {c: sum_instance_scores([pc[c] for pc in per_class if pc and c in pc], threshold=threshold)
+                     for c in ids}
     pooled = sum((pad_confusion(cm, n_all) for cm in cms), np.zeros((n_all, n_all), dtype=np.int64))
     return Evaluation(
         class_names=tuple(names),
@@ -274,6 +340,7 @@ def _evaluate(
         overall=scores_from_confusion(pooled),
         overall_instances=sum_instance_scores([s for s in inst if s is not None], threshold=threshold)
         if instances else None,
+        overall_instances_per_class=pooled_pc,
         pairing=pairing,
         settings={"gt_binary": gt_binary, "instances": instances, "pred_instances": pred_instances,
                   "gt_instances": gt_instances, "threshold": threshold},

@@ -12,6 +12,10 @@ Instance scores
     ``IoU >= threshold`` (0.5 by default; above 0.5 a match is unique anyway). Matched pairs are
     true positives, unmatched predictions false positives, unmatched ground-truth instances false
     negatives; ``F1 = 2 TP / (2 TP + FP + FN)``. Ratios whose denominator is 0 are NaN.
+    Panoptic quality ``PQ = sum of matched IoU / (TP + FP/2 + FN/2)`` (segmentation quality
+    times recognition quality) at the matching threshold. Average precision is the DSB2018
+    metric: ``TP_t / (TP_t + FP_t + FN_t)`` averaged over ``t = 0.50, 0.55, ..., 0.95``, where a
+    pair counts at ``t`` when its IoU is at least ``t``.
 """
 
 from __future__ import annotations
@@ -144,10 +148,14 @@ class InstanceScores:
     tp: int
     sum_matched_iou: float = 0.0
     threshold: float = 0.5
+    ap_thresholds: tuple[float, ...] = ()
+    tp_at: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.tp <= min(self.n_pred, self.n_gt):
             raise ValueError(f"tp={self.tp} must lie in 0..min(n_pred={self.n_pred}, n_gt={self.n_gt})")
+        if len(self.tp_at) != len(self.ap_thresholds):
+            raise ValueError(f"{len(self.tp_at)} tp counts for {len(self.ap_thresholds)} AP thresholds")
 
     @property
     def fp(self) -> int:
@@ -173,20 +181,36 @@ class InstanceScores:
     def mean_matched_iou(self) -> float:
         return _ratio(self.sum_matched_iou, self.tp)
 
+    @property
+    def pq(self) -> float:
+        """Panoptic quality: sum of matched IoU / (TP + FP/2 + FN/2)."""
+        return _ratio(self.sum_matched_iou, self.tp + 0.5 * (self.fp + self.fn))
+
+    @property
+    def ap(self) -> float:
+        """DSB2018 average precision: mean over :attr:`ap_thresholds` of TP / (TP + FP + FN)."""
+        if not self.ap_thresholds or self.n_pred + self.n_gt == 0:
+            return math.nan
+        return float(np.mean([t / (self.n_pred + self.n_gt - t) for t in self.tp_at]))
+
     def to_dict(self) -> dict[str, float | int]:
         return {
             "n_pred": self.n_pred, "n_gt": self.n_gt, "tp": self.tp, "fp": self.fp, "fn": self.fn,
             "precision": self.precision, "recall": self.recall, "f1": self.f1,
-            "mean_matched_iou": self.mean_matched_iou, "threshold": self.threshold,
+            "mean_matched_iou": self.mean_matched_iou, "pq": self.pq, "ap": self.ap, "threshold": self.threshold,
         }
 
 
 def sum_instance_scores(scores: Iterable[InstanceScores], *, threshold: float = 0.5) -> InstanceScores:
     """Pool counts over images (micro average)."""
     scores = list(scores)
+    grids = {s.ap_thresholds for s in scores}
+    ap_t = grids.pop() if len(grids) == 1 else ()
     return InstanceScores(
         n_pred=sum(s.n_pred for s in scores), n_gt=sum(s.n_gt for s in scores), tp=sum(s.tp for s in scores),
         sum_matched_iou=float(sum(s.sum_matched_iou for s in scores)), threshold=threshold,
+        ap_thresholds=ap_t, tp_at=tuple(int(sum(v)) for v in zip(*(s.tp_at for s in scores), strict=True))
+        if ap_t else (),
     )
 
 
@@ -208,28 +232,17 @@ def _relabel(labels: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse.astype(np.int64) + 1, int(ids.size)
 
 
-def match_instances(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5) -> InstanceScores:
-    """One-to-one matching of instance label images at ``IoU >= threshold``.
+#: IoU thresholds of the DSB2018 average precision.
+AP_THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
-    Parameters
-    ----------
-    pred, gt : numpy.ndarray, same shape, integer instance ids (0 = background; ids need not be
-        consecutive).
-    threshold : minimum IoU of a matched pair, in (0, 1].
 
-    Returns
-    -------
-    InstanceScores
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    pred, gt = _check_pair(pred, gt)
-    if not 0 < threshold <= 1:
-        raise InputError(f"IoU threshold must lie in (0, 1]; got {threshold}")
+def _iou_pairs(pred: np.ndarray, gt: np.ndarray, min_iou: float) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """Instance counts and the (gt, pred) pairs with ``IoU >= min_iou`` and their IoU."""
     p, n_pred = _relabel(pred)
     g, n_gt = _relabel(gt)
+    empty = np.zeros(0, np.int64)
     if n_pred == 0 or n_gt == 0:
-        return InstanceScores(n_pred=n_pred, n_gt=n_gt, tp=0, threshold=threshold)
+        return n_pred, n_gt, empty, empty, np.zeros(0)
     area_p = np.bincount(p, minlength=n_pred + 1)
     area_g = np.bincount(g, minlength=n_gt + 1)
     both = (p > 0) & (g > 0)
@@ -243,20 +256,79 @@ def match_instances(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5)
         pairs, inter = np.unique(keys, return_counts=True)
     gi, pi = pairs // (n_pred + 1), pairs % (n_pred + 1)
     iou = inter / (area_g[gi] + area_p[pi] - inter)
+    ok = iou >= min_iou
+    return n_pred, n_gt, gi[ok], pi[ok], iou[ok]
+
+
+def _assign(gi: np.ndarray, pi: np.ndarray, iou: np.ndarray, threshold: float) -> tuple[int, float]:
+    """One-to-one matches among pairs with ``IoU >= threshold`` maximising the total IoU."""
+    from scipy.optimize import linear_sum_assignment
+
     ok = iou >= threshold
     gi, pi, iou = gi[ok], pi[ok], iou[ok]
     if gi.size == 0:
-        return InstanceScores(n_pred=n_pred, n_gt=n_gt, tp=0, threshold=threshold)
+        return 0, 0.0
     rows, gi_c = np.unique(gi, return_inverse=True)
     cols, pi_c = np.unique(pi, return_inverse=True)
     weight = np.zeros((rows.size, cols.size))
     weight[gi_c, pi_c] = iou
     r, c = linear_sum_assignment(weight, maximize=True)
     matched = weight[r, c] > 0
+    return int(matched.sum()), float(weight[r, c][matched].sum())
+
+
+def match_instances(pred: np.ndarray, gt: np.ndarray, *, threshold: float = 0.5,
+                    ap_thresholds: tuple[float, ...] = AP_THRESHOLDS) -> InstanceScores:
+    """One-to-one matching of instance label images at ``IoU >= threshold``.
+
+    Parameters
+    ----------
+    pred, gt : numpy.ndarray, same shape, integer instance ids (0 = background; ids need not be
+        consecutive).
+    threshold : minimum IoU of a matched pair, in (0, 1].
+    ap_thresholds : IoU thresholds of the average precision (empty: skip it).
+
+    Returns
+    -------
+    InstanceScores
+    """
+    pred, gt = _check_pair(pred, gt)
+    if not 0 < threshold <= 1:
+        raise InputError(f"IoU threshold must lie in (0, 1]; got {threshold}")
+    ap_thresholds = tuple(float(t) for t in ap_thresholds)
+    n_pred, n_gt, gi, pi, iou = _iou_pairs(pred, gt, min((threshold, *ap_thresholds)))
+    tp, total = _assign(gi, pi, iou, threshold)
     return InstanceScores(
-        n_pred=n_pred, n_gt=n_gt, tp=int(matched.sum()), sum_matched_iou=float(weight[r, c][matched].sum()),
-        threshold=threshold,
+        n_pred=n_pred, n_gt=n_gt, tp=tp, sum_matched_iou=total, threshold=threshold,
+        ap_thresholds=ap_thresholds, tp_at=tuple(_assign(gi, pi, iou, t)[0] for t in ap_thresholds),
     )
+
+
+def match_instances_per_class(pred: np.ndarray, gt: np.ndarray, pred_classes: np.ndarray, gt_classes: np.ndarray,
+                              *, threshold: float = 0.5) -> dict[int, InstanceScores]:
+    """:func:`match_instances` of each object class separately.
+
+    Parameters
+    ----------
+    pred, gt : instance ids, same shape.
+    pred_classes, gt_classes : class ids of the same voxels (0 = background); an instance is
+        scored in the class of its voxels.
+
+    Returns
+    -------
+    dict
+        Class id -> scores, for every class present in either class map.
+    """
+    pred_classes, gt_classes = np.asarray(pred_classes), np.asarray(gt_classes)
+    for name, arr in (("prediction classes", pred_classes), ("ground-truth classes", gt_classes)):
+        if arr.shape != np.shape(pred):
+            raise InputError(f"{name} have shape {arr.shape} but the instances have {np.shape(pred)}")
+    present = np.union1d(np.unique(pred_classes), np.unique(gt_classes))
+    return {
+        int(c): match_instances(np.where(pred_classes == c, pred, 0), np.where(gt_classes == c, gt, 0),
+                                threshold=threshold)
+        for c in present if c != 0
+    }
 
 
 def label_components(class_map: np.ndarray, *, connectivity: int = 1) -> np.ndarray:

@@ -19,7 +19,9 @@ def command(
     pred: Path = typer.Argument(..., help="Predicted label image, or a folder of them (e.g. segment's output)."),
     gt: Path = typer.Argument(..., help="Ground-truth label image, or a folder of them."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write all scores to this JSON file."),
-    instances: bool = typer.Option(False, "--instances", help="Also score instances: F1, precision, recall."),
+    instances: bool = typer.Option(
+        False, "--instances", help="Also score instances: F1, precision, recall, PQ, AP over IoU 0.5:0.95."
+    ),
     classes: str | None = typer.Option(
         None, "--classes", help="Names of object classes 1..K, comma-separated (labels above K are an error)."
     ),
@@ -27,7 +29,9 @@ def command(
         False, "--gt-binary", help="Score ground truth as foreground (any id > 0 → class 1), e.g. instance labels."
     ),
     pred_instances: str = typer.Option(
-        "components", "--pred-instances", help="Prediction instances: 'components' of each class, or 'ids'."
+        "auto", "--pred-instances",
+        help="Prediction instances: 'auto' (x.instances.tif beside x.labels.tif, else components), "
+        "'components' of each class, or 'ids'.",
     ),
     gt_instances: str = typer.Option(
         "ids", "--gt-instances", help="Ground-truth instances: label 'ids', or connected 'components'."
@@ -37,7 +41,8 @@ def command(
 ) -> None:
     """Score predicted label images against ground truth: IoU per class, mIoU, instance F1.
 
-    PRED and GT are files or folders; files pair up by stem without '.labels' (x.labels.tif ↔ x.tif).
+    PRED and GT are files or folders; files pair up by stem without '.labels' or '.instances'
+    (x.labels.tif ↔ x.tif, x.instances.tif ↔ x.tif).
 
     In a folder holding any *.labels.* file, only those files are used.
 
@@ -65,7 +70,8 @@ def _num(value: float) -> str:
 def _cells(sem: SemanticScores, inst: InstanceScores | None, with_inst: bool) -> list[str]:
     cells = [_num(v) for v in sem.iou] + [_num(sem.miou_objects), _num(sem.miou_all)]
     if with_inst:
-        cells += [_num(inst.f1), _num(inst.precision), _num(inst.recall)] if inst else ["", "", ""]
+        cells += ([_num(inst.f1), _num(inst.precision), _num(inst.recall), _num(inst.pq), _num(inst.ap)]
+                  if inst else [""] * 5)
     return cells
 
 
@@ -73,7 +79,8 @@ def _render(result: Evaluation) -> None:
     with_inst = result.overall_instances is not None
     title = "IoU per class (– = absent from prediction and ground truth)"
     if with_inst:
-        title += f"; instance F1, precision P, recall R at IoU ≥ {result.settings['threshold']:g}"
+        title += (f"; instance F1, precision P, recall R, panoptic quality PQ at IoU ≥ "
+                  f"{result.settings['threshold']:g}; AP = mean TP/(TP+FP+FN) over IoU 0.5:0.95")
     table = Table(title=title, title_justify="left")
     table.add_column("image", no_wrap=True)
     for name in result.class_names:
@@ -81,13 +88,19 @@ def _render(result: Evaluation) -> None:
     table.add_column("mIoU obj", justify="right")
     table.add_column("mIoU all", justify="right")
     if with_inst:
-        for col in ("F1", "P", "R"):
+        for col in ("F1", "P", "R", "PQ", "AP"):
             table.add_column(col, justify="right")
     for row in result.images:
         table.add_row(row.key, *_cells(row.semantic, row.instances, with_inst))
     table.add_section()
     table.add_row("overall", *_cells(result.overall, result.overall_instances, with_inst), style="bold")
     console.print(table)
+    per_class = result.overall_instances_per_class
+    if per_class and len(per_class) > 1:
+        names = dict(enumerate(result.class_names))
+        console.print("instances per class (overall): " + "; ".join(
+            f"{names.get(c, c)} F1 {_num(s.f1)} PQ {_num(s.pq)} AP {_num(s.ap)}" for c, s in per_class.items()
+        ))
     console.print(
         f"{len(result.images)} image(s); overall = pooled over all pixels; mean of per-image mIoU: "
         f"objects {_num(result.mean_image_miou_objects)}, "

@@ -79,7 +79,7 @@ def test_no_matches_exits_2(runner, folders, tmp_path):
     "extra, message",
     [
         (["--classes", "x"], "class id 7 but only 2 classes"),
-        (["--instances", "--pred-instances", "blobs"], "--pred-instances must be one of ids, components"),
+        (["--instances", "--pred-instances", "blobs"], "--pred-instances must be one of auto, ids, components"),
     ],
 )
 def test_bad_options_exit_2(runner, folders, extra, message):
