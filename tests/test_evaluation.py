@@ -111,7 +111,7 @@ def test_evaluate_errors(tmp_path, pair):
     g = _img(tmp_path / "g2" / "a.tif", np.zeros((10, 11), np.uint8))
     with pytest.raises(InputError, match=r"has shape \(10, 10\) but ground truth 'a.tif' has \(10, 11\)"):
         evaluate_labels(p, g)
-    with pytest.raises(ConfigError, match="--pred-instances must be one of ids, components"):
+    with pytest.raises(ConfigError, match="--pred-instances must be one of auto, ids, components"):
         evaluate_labels(p, g, instances=True, pred_instances="x")
 
 

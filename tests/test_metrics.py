@@ -11,6 +11,7 @@ from pointseg_cli.metrics import (
     confusion_matrix,
     label_components,
     match_instances,
+    match_instances_per_class,
     pad_confusion,
     scores_from_confusion,
     sum_instance_scores,
@@ -149,3 +150,47 @@ def test_label_components_splits_classes_and_respects_connectivity():
     assert lab.max() == 5  # {two 1s top}, {2s}, {1 at (2,0)}, {1 at (2,3)}, {1 at (3,1)}
     assert lab[0, 0] == lab[0, 1] and lab[0, 2] == lab[1, 2] and lab[0, 1] != lab[0, 2]
     assert label_components(cls, connectivity=2).max() == 4  # (2,0) and (3,1) touch diagonally
+
+
+# ------------------------------------------------------------------ PQ, AP, per class
+
+# gt: A = [0:4], B = [6:10]; pred: P1 = A (IoU 1), P2 = [7:11] (3 of 5 -> IoU 0.6), P3 = [13:15] (false positive)
+_GT_I = np.zeros((1, 16), np.int32)
+_GT_I[0, 0:4], _GT_I[0, 6:10] = 1, 2
+_PRED_I = np.zeros((1, 16), np.int32)
+_PRED_I[0, 0:4], _PRED_I[0, 7:11], _PRED_I[0, 13:15] = 5, 9, 3
+
+
+def test_pq_and_dsb_ap_by_hand():
+    s = match_instances(_PRED_I, _GT_I)
+    assert (s.tp, s.fp, s.fn) == (2, 1, 0)
+    assert s.f1 == pytest.approx(0.8) and s.mean_matched_iou == pytest.approx(0.8)
+    assert s.pq == pytest.approx((1 + 0.6) / (2 + 0.5))
+    # t = 0.50, 0.55, 0.60: TP 2 -> 2/3; t = 0.65 .. 0.95: TP 1 -> 1/4
+    assert s.tp_at == (2, 2, 2, 1, 1, 1, 1, 1, 1, 1)
+    assert s.ap == pytest.approx((3 * 2 / 3 + 7 * 1 / 4) / 10)
+    d = s.to_dict()
+    assert d["pq"] == pytest.approx(0.64) and d["ap"] == pytest.approx(0.375)
+
+
+def test_ap_pooled_and_empty():
+    s = match_instances(_PRED_I, _GT_I)
+    pooled = sum_instance_scores([s, s])
+    assert pooled.tp_at == tuple(2 * t for t in s.tp_at) and pooled.ap == pytest.approx(s.ap)
+    empty = match_instances(np.zeros((3, 3), int), np.zeros((3, 3), int))
+    assert math.isnan(empty.ap) and math.isnan(empty.pq)
+    only_gt = match_instances(np.zeros((1, 16), int), _GT_I)
+    assert only_gt.ap == 0.0 and only_gt.pq == 0.0
+
+
+def test_per_class_scores():
+    pred_cls = np.where(np.isin(_PRED_I, [5, 9]), 1, np.where(_PRED_I > 0, 2, 0))
+    gt_cls = np.where(_GT_I == 1, 1, np.where(_GT_I == 2, 2, 0))
+    per = match_instances_per_class(_PRED_I, _GT_I, pred_cls, gt_cls)
+    assert sorted(per) == [1, 2]
+    # class 1: P1 matches A, P2 (class 1) has no class-1 partner; class 2: P3 vs B, no overlap
+    assert (per[1].tp, per[1].n_pred, per[1].n_gt) == (1, 2, 1)
+    assert per[1].f1 == pytest.approx(2 / 3)
+    assert (per[2].tp, per[2].n_pred, per[2].n_gt) == (0, 1, 1)
+    with pytest.raises(InputError, match="prediction classes have shape"):
+        match_instances_per_class(_PRED_I, _GT_I, pred_cls[:, :3], gt_cls)

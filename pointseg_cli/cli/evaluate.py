@@ -70,8 +70,7 @@ def _num(value: float) -> str:
 def _cells(sem: SemanticScores, inst: InstanceScores | None, with_inst: bool) -> list[str]:
     cells = [_num(v) for v in sem.iou] + [_num(sem.miou_objects), _num(sem.miou_all)]
     if with_inst:
-        cells += ([_num(inst.f1), _num(inst.precision), _num(inst.recall), _num(inst.pq), _num(inst.ap)]
-                  if inst else [""] * 5)
+        cells += [_num(inst.f1), _num(inst.precision), _num(inst.recall)] if inst else ["", "", ""]
     return cells
 
 
@@ -79,8 +78,7 @@ def _render(result: Evaluation) -> None:
     with_inst = result.overall_instances is not None
     title = "IoU per class (– = absent from prediction and ground truth)"
     if with_inst:
-        title += (f"; instance F1, precision P, recall R, panoptic quality PQ at IoU ≥ "
-                  f"{result.settings['threshold']:g}; AP = mean TP/(TP+FP+FN) over IoU 0.5:0.95")
+        title += f"; instance F1, precision P, recall R at IoU ≥ {result.settings['threshold']:g}"
     table = Table(title=title, title_justify="left")
     table.add_column("image", no_wrap=True)
     for name in result.class_names:
@@ -88,19 +86,23 @@ def _render(result: Evaluation) -> None:
     table.add_column("mIoU obj", justify="right")
     table.add_column("mIoU all", justify="right")
     if with_inst:
-        for col in ("F1", "P", "R", "PQ", "AP"):
+        for col in ("F1", "P", "R"):
             table.add_column(col, justify="right")
     for row in result.images:
         table.add_row(row.key, *_cells(row.semantic, row.instances, with_inst))
     table.add_section()
     table.add_row("overall", *_cells(result.overall, result.overall_instances, with_inst), style="bold")
     console.print(table)
-    per_class = result.overall_instances_per_class
-    if per_class and len(per_class) > 1:
+    if with_inst:
+        ov = result.overall_instances
+        console.print(
+            f"instances overall: panoptic quality {_num(ov.pq)}, mean matched IoU {_num(ov.mean_matched_iou)}, "
+            f"AP {_num(ov.ap)} (mean of TP/(TP+FP+FN) over IoU 0.50:0.95)"
+        )
         names = dict(enumerate(result.class_names))
-        console.print("instances per class (overall): " + "; ".join(
-            f"{names.get(c, c)} F1 {_num(s.f1)} PQ {_num(s.pq)} AP {_num(s.ap)}" for c, s in per_class.items()
-        ))
+        for c, sc in (result.overall_instances_per_class or {}).items():
+            if len(result.overall_instances_per_class) > 1:
+                console.print(f"  {names.get(c, c)}: F1 {_num(sc.f1)}, PQ {_num(sc.pq)}, AP {_num(sc.ap)}")
     console.print(
         f"{len(result.images)} image(s); overall = pooled over all pixels; mean of per-image mIoU: "
         f"objects {_num(result.mean_image_miou_objects)}, "

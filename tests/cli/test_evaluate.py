@@ -99,3 +99,30 @@ def test_quiet_prints_nothing_but_writes_json(runner, folders):
     res = runner.invoke(app, ["--quiet", "evaluate", str(folders / "pred"), str(folders / "gt"), "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert res.output.strip() == "" and out.exists()
+
+
+def test_instances_files_scored_directly(runner, tmp_path):
+    gt = np.zeros((10, 16), np.uint16)
+    gt[2:6, 0:4], gt[2:6, 6:10] = 1, 2  # two touching-ish objects
+    ids = np.zeros((10, 16), np.uint32)
+    ids[2:6, 0:4], ids[2:6, 6:10] = 4, 8
+    _img(tmp_path / "gt" / "a.tif", gt)
+    _img(tmp_path / "pred" / "a.labels.tif", (ids > 0).astype(np.uint8) | np.pad(np.ones((10, 2), np.uint8),
+                                                                              ((0, 0), (4, 10))))
+    _img(tmp_path / "pred" / "a.instances.tif", ids)
+    out = tmp_path / "s.json"
+    # the class map joins both objects into one component; the instance image keeps them apart
+    res = _run(runner, [tmp_path / "pred", tmp_path / "gt", "--gt-binary", "--instances", "--json", out])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["overall"]["instances"]["tp"] == 2 and data["overall"]["instances"]["ap"] == pytest.approx(1.0)
+    assert data["overall"]["instances_per_class"]["1"]["tp"] == 2
+    assert "panoptic quality 1.000" in res.output
+    # a single x.instances.tif against its ground truth: instance ids from the file itself
+    res = _run(runner, [tmp_path / "pred" / "a.instances.tif", tmp_path / "gt" / "a.tif", "--gt-binary",
+                        "--instances", "--json", out])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["overall"]["instances"]["f1"] == pytest.approx(1.0)
+    res = _run(runner, [tmp_path / "pred", tmp_path / "gt", "--gt-binary", "--instances",
+                        "--pred-instances", "components", "--json", out])
+    assert json.loads(out.read_text())["overall"]["instances"]["tp"] == 0  # the merged component matches neither
