@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from pointseg_cli.errors import ConfigError, InputError, check_choice
 from pointseg_cli.infer.objects import ObjectAccumulator, ObjectTable
@@ -180,8 +181,8 @@ def _empty_table(ndim: int, spacing: tuple[float, ...] | None) -> ObjectTable:
     return ObjectAccumulator(0, ndim).table(np.zeros(0, np.int64), spacing=spacing)
 
 
-def _segment_windows(index: ComponentIndex, read_cls: Any, centers: Any, prov: Any, cfg: InstanceConfig,
-                     depth: int, progress: ProgressCallback | None) -> list[int]:
+def _segment_windows(index: ComponentIndex, labels: Any, read_cls: Any, centers: Any, prov: Any,
+                     cfg: InstanceConfig, depth: int, progress: ProgressCallback | None) -> list[int]:
     """Pass 2: segment every component in a window that holds it; returns approximated ones."""
     from pointseg_cli.infer.bigcomp import segment_in_chunks
 
@@ -232,8 +233,15 @@ def _segment_windows(index: ComponentIndex, read_cls: Any, centers: Any, prov: A
 
         plane = int(np.prod([b - a for a, b in zip(lo[1:], hi[1:], strict=True)], dtype=np.int64))
         if plane * (hi[0] - lo[0]) <= cfg.max_voxels:
-            cls_w, comp_all, vals = read_window(lo[0], hi[0])
-            local, k = segment_components(cls_w, np.where(comp_all == number, comp_all, 0), vals, config=cfg)
+            # the component is one connected component of its class inside its own box: find it
+            # there from its first voxel, without relabelling whole planes
+            box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+            cls_w = np.asarray(labels[box])
+            lab, _ = ndi.label(cls_w == index.classes[c], structure=neighbourhood(nd, cfg.connectivity))
+            first = np.unravel_index(int(index.first[c]), shape)
+            own = lab[tuple(int(f) - a for f, a in zip(first, lo, strict=True))]
+            vals = np.asarray(centers[box], np.float32) if want_values else None
+            local, k = segment_components(cls_w, np.where(lab == own, number, 0), vals, config=cfg)
             prov.write(lo, local, k, cls_w)
             continue
         halo = max(radii[0] + 1, 4)
@@ -313,7 +321,7 @@ def instances_from_maps(
             comp = index.components_in(read_cls, a, b, cache=cache)
             prov.put((a,) + (0,) * (nd - 1), comp, cls_lut[comp])
     else:
-        approximate = _segment_windows(index, read_cls, centers, prov, cfg, depth, progress)
+        approximate = _segment_windows(index, labels, read_cls, centers, prov, cfg, depth, progress)
     lut, classes = prov.renumbering()
     channels = 0 if image is None else (1 if len(image.shape) == nd else int(image.shape[-1]))
     acc = ObjectAccumulator(int(classes.size), nd, channels=channels)
