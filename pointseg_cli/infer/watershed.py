@@ -40,13 +40,11 @@ def _exact_peaks(v: np.ndarray, comp: np.ndarray, which: np.ndarray, radii: tupl
     strides = np.array([int(np.prod(shape[i + 1:], dtype=np.int64)) for i in range(len(shape))])
     alive = np.arange(flat.size)
     # nearest offsets first: most voxels fail next to themselves, and the survivors shrink fast
-    offsets = sorted(itertools.product(*(range(-r, r + 1) for r in radii)), key=lambda o: max(map(abs, o)))
-    for i, off in enumerate(offsets):
+    offsets = sorted(itertools.product(*(range(-r, r + 1) for r in radii)), key=lambda o: sum(d * d for d in o))
+    for off in offsets[1:]:
         f = flat[alive]
         q = f + int(np.dot(off, strides))
-        keep = ~((cp[q] == cp[f]) & (vp[q] > vp[f]))
-        if not keep.all() or i % 16 == 15:
-            alive = alive[keep]
+        alive = alive[~((cp[q] == cp[f]) & (vp[q] > vp[f]))]
         if alive.size == 0:
             break
     out = np.zeros(v.shape, bool)
@@ -71,20 +69,7 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
     radii = tuple(int(r) for r in radii)
     fg = comp > 0
     v = np.where(fg, np.nan_to_num(np.asarray(values, np.float64), nan=-np.inf), -np.inf)
-    size = tuple(2 * r + 1 for r in radii)
-    vmax = ndi.maximum_filter(v, size=size, mode="constant", cval=-np.inf)
-    high = fg & (v > threshold)
-    peak = high & (v >= vmax)
-    rest = high & ~peak
-    if rest.any():  # the box maximum may belong to another component: check those voxels exactly
-        top = np.iinfo(np.int64).max
-        c64 = comp.astype(np.int64)
-        cmax = ndi.maximum_filter(c64, size=size, mode="constant", cval=0)
-        cmin = ndi.minimum_filter(np.where(fg, c64, top), size=size, mode="constant", cval=top)
-        contested = rest & ((cmax != c64) | (cmin != c64))
-        if contested.any():
-            peak |= _exact_peaks(v, c64, contested, radii)
-    return peak
+    return _exact_peaks(v, comp.astype(np.int64, copy=False), fg & (v > threshold), radii)
 
 
 def flood_order(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -132,15 +117,21 @@ def segment_components(cls: np.ndarray, comp: np.ndarray, values: np.ndarray | N
 
     structure = neighbourhood(comp.ndim, config.connectivity)
     radii = peak_radii(config, comp.ndim)
-    all_peaks = np.zeros(comp.shape, bool)
+    sel = comp > 0
+    classes = np.unique(cls[sel])
+    if config.method == "distance":
+        vals = np.zeros(comp.shape, np.float64)
+        for c in classes:
+            in_c = cls == c
+            vals[in_c] = distance_map(cls, int(c), config.spacing)[in_c]
+    else:
+        vals = values
+    all_peaks = find_peaks(vals, comp, radii=radii, threshold=config.peak_threshold)  # one component at a time
     n = 0
-    for c in np.unique(cls[comp > 0]):
-        mask = (comp > 0) & (cls == c)
-        vals = distance_map(cls, int(c), config.spacing) if config.method == "distance" else values
+    for c in classes:
+        mask = sel & (cls == c)
         comp_c = np.where(mask, comp, 0)
-        peaks = find_peaks(vals, comp_c, radii=radii, threshold=config.peak_threshold)
-        all_peaks |= peaks
-        markers, nm = ndi.label(peaks, structure=structure)
+        markers, nm = ndi.label(all_peaks & mask, structure=structure)
         ws = watershed(flood_order(vals, mask), markers, mask=mask, connectivity=structure)
         lost = mask & (ws == 0)  # components without a marker: one instance each
         if lost.any():
