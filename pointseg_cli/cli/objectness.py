@@ -55,14 +55,6 @@ def command(
     For each image with points, writes <stem>.objectness.tif (float32 (K+1, ...) soft labels),
     <stem>.regions.tif, <stem>.background.tif, optionally <stem>.preview.png, and objectness.json
     (settings, class order, tuning) in the output folder.
-
-    Example
-    -------
-    pointseg objectness points.csv images/ --out objectness/ --preview
-
-    pointseg objectness points.csv images/ --out objectness/ --tune masks/ --diffuse 10
-
-    pointseg objectness points.csv images/ --out objectness/ --cost parent --w 20
     """
     state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
     config = ObjectnessConfig(

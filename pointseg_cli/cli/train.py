@@ -193,16 +193,6 @@ def command(
     Without a GPU, encoder, filters, batch size and crop that you do not set take CPU-sized
     values (see docs/training.md). The validation mIoU is the mean IoU over the object classes,
     as `pointseg evaluate` reports it; the background's IoU is shown on its own.
-
-    Example
-    -------
-    pointseg train points.csv images/
-
-    pointseg train points.csv images/ --out runs/nuclei --val-masks masks/ --epochs 30
-
-    pointseg train points.csv volumes/ --out runs/3d --arch unet3d --crop 32,64,64 --batch-size 4
-
-    pointseg train points.csv he_tiles/ --out runs/he --stain-normalize he_tiles/reference.tif
     """
     from pointseg_cli.devices import resolve_device
     from pointseg_cli.train.run import run_train

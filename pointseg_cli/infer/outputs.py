@@ -357,3 +357,25 @@ def write_segment_preview(
         z_scale *= float(voxel_size[0]) / float(voxel_size[1])
     write_volume_preview(path, xy, xz, yz, z_scale=z_scale, cut=(mz // z_step, my // step, mx // step),
                          provenance=provenance)
+
+
+def written_by_pointseg(path: Path) -> bool:
+    """Whether an existing ``.labels.tif`` was written by ``pointseg segment`` (its OME description
+    holds our JSON with the class names), as opposed to, say, a ground-truth mask of the same name."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            xml = tf.ome_metadata or ""
+    except Exception:  # noqa: BLE001 - unreadable or not a TIFF: not ours
+        return False
+    start, end = xml.find("<Description>"), xml.find("</Description>")
+    if start < 0 or end < start:
+        return False
+    from html import unescape
+
+    try:
+        data = json.loads(unescape(xml[start + len("<Description>") : end]))
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("classes"), list)
