@@ -161,7 +161,7 @@ def command(
     ),
     w: float = typer.Option(None, "--w", help="Objectness decay in exp(-w*d) [2]."),
     cost: str = typer.Option(
-        None, "--cost", help="Objectness step cost: seed (difference to the seed) or parent (the issue's) [seed]."
+        None, "--cost", help="Objectness step cost: seed (to the seed's mean) or parent (to the parent pixel) [seed]."
     ),
     gauss_sigma: float = typer.Option(None, "--gauss-sigma", help="Sigma in pixels for --objectness gauss [5]."),
     masks: Path = typer.Option(None, "--masks", help="Folder of masks: full supervision with dense CE."),
