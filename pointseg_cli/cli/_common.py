@@ -10,6 +10,7 @@ import sys
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -22,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.core import TyperCommand, TyperGroup
 
 from pointseg_cli.progress import ProgressCallback
 
@@ -142,3 +144,100 @@ def fail(message: str) -> None:
     from rich.markup import escape
 
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+#: The "Examples" section of each command's help, by command path (also used in the docs' style).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "annotate-import": (
+        "pointseg annotate-import clicks/*.csv --images data/ --classes nucleus --out points.csv",
+        "pointseg annotate-import cells.geojson --images data/ --class-map Tumor=tumour --out points.csv",
+        "pointseg annotate-import --from-masks data/masks --images data/ --jitter 3 --out points.csv",
+    ),
+    "objectness": (
+        "pointseg objectness points.csv images/ --out objectness/ --preview",
+        "pointseg objectness points.csv volumes/ --out objectness/ --voxel-size 2,0.5,0.5",
+        "pointseg objectness points.csv images/ --out objectness/ --tune masks/ --diffuse 10",
+    ),
+    "train": (
+        "pointseg train points.csv images/",
+        "pointseg train points.csv images/ --out runs/nuclei --val-masks masks/ --epochs 30",
+        "pointseg train points.csv volumes/ --out runs/3d --arch unet3d --crop 32,64,64 --batch-size 4",
+        "pointseg train points.csv he_tiles/ --out runs/he --stain-normalize he_tiles/reference.tif",
+    ),
+    "export": (
+        "pointseg export runs/nuclei --out nuclei.onnx",
+        "pointseg export runs/nuclei --out nuclei16.onnx --precision fp16",
+    ),
+    "segment": (
+        "pointseg segment volume.tif",
+        "pointseg segment data/ --out-dir seg --model nuclei.onnx --preview",
+        "pointseg segment stack.tif --voxel-size 2,0.5,0.5 --probabilities zarr",
+    ),
+    "evaluate": (
+        "pointseg evaluate seg/ masks/ --gt-binary",
+        "pointseg evaluate seg/ masks/ --gt-binary --instances --json scores.json",
+    ),
+    "demo-data": (
+        "pointseg demo-data demo3d --kind 3d-nuclei --n 4 --size 32x128x128",
+        "pointseg demo-data demo_he --kind 2d-he --n 8 --difficulty hard --seed 1",
+        "pointseg demo-data nuclei2d --kind 2d-gray --n 8",
+        "pointseg demo-data sim --kind 3d-sim --n 5",
+    ),
+    "models": ("pointseg models list", "pointseg models fetch NAME"),
+    "models list": ("pointseg models list",),
+    "models fetch": ("pointseg models fetch nuclei-3d",),
+}
+
+
+def command_help(doc: str | None, name: str) -> str:
+    """A command's help: its docstring, then the same **Examples** section as every other command."""
+    import inspect
+
+    text = inspect.cleandoc(doc or "")
+    examples = EXAMPLES.get(name)
+    if not examples:
+        return text
+    return text + "\n\n**Examples**\n\n```\n" + "\n".join(examples) + "\n```\n"
+
+
+_TYPE_WORDS = {"int": "INTEGER", "float": "NUMBER", "str": "TEXT", "Path": "PATH", "path": "PATH", "bool": ""}
+
+
+def tidy_params(params: list[Any]) -> list[Any]:
+    """Quiet the types column of the help: nothing for flags and arguments, one plain word for values.
+
+    Newer typer versions print ``<bool>``, ``<int>``, ``<list[str]>``; options that set their own
+    ``metavar`` keep it.
+    """
+    for p in params:
+        if getattr(p, "_pointseg_tidy", False):
+            continue
+        p._pointseg_tidy = True
+        if getattr(p, "param_type_name", "") == "argument":
+            if getattr(p, "metavar", None) is None:
+                p.metavar = str(p.name).upper() + ("..." if getattr(p, "nargs", 1) != 1 else "")
+            if hasattr(p, "display_type_rich"):
+                p.display_type_rich = lambda ctx: None  # the argument's name says what it is
+            continue
+        if getattr(p, "is_flag", False) or getattr(p, "count", False):
+            p.metavar = ""
+        elif getattr(p, "metavar", None) is None:
+            bare = getattr(p, "bare_type", None)
+            label = bare() if callable(bare) else getattr(getattr(p, "type", None), "name", "text")
+            label = str(label).split("|")[0].strip()
+            p.metavar = _TYPE_WORDS.get(label, label.upper())
+    return params
+
+
+class TidyCommand(TyperCommand):
+    """A command whose help has no type noise (see :func:`tidy_params`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return tidy_params(super().get_params(ctx))
+
+
+class TidyGroup(TyperGroup):
+    """A command group whose help has no type noise (see :func:`tidy_params`)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return tidy_params(super().get_params(ctx))

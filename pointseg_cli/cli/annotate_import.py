@@ -60,14 +60,6 @@ def command(
     Class names are renamed by --class-map, then matched to --classes without regard to case.
 
     With --from-masks, one point per labelled instance is placed instead (interior pixel nearest the centroid).
-
-    Example:
-
-        pointseg annotate-import clicks/*.csv --images data/ --classes nucleus --out points.csv
-
-        pointseg annotate-import cells.geojson --images data/ --class-map Tumor=tumour --out points.csv
-
-        pointseg annotate-import --from-masks data/masks --images data/ --jitter 3 --out points.csv
     """
     state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
     renames = parse_mapping(class_map, what="--class-map", example="Tumor=tumour,Type 1=nucleus")

@@ -7,21 +7,56 @@ Exit codes: 0 success; 2 invalid input or usage (one red line, no traceback unle
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from pointseg_cli import __version__
 from pointseg_cli.cli import annotate_import, demo_data, evaluate, export, models, objectness, segment, train
-from pointseg_cli.cli._common import CliState, err_console, fail, get_state, set_state, setup_logging
+from pointseg_cli.cli._common import (
+    CliState,
+    TidyCommand,
+    TidyGroup,
+    command_help,
+    err_console,
+    fail,
+    get_state,
+    set_state,
+    setup_logging,
+)
 from pointseg_cli.errors import BatchError, PointsegError
 
 log = logging.getLogger(__name__)
 
+#: Global flags that may also come after the subcommand (``pointseg segment x.tif -q``).
+GLOBAL_FLAGS = ("-q", "--quiet", "--verbose", "--debug")
+_VERBOSE = re.compile(r"-v+")
 
-class PointsegGroup(TyperGroup):
-    """Root group that turns library errors into exit codes and one-line messages."""
+
+def hoist_global_flags(args: list[str], commands: Any) -> list[str]:
+    """Move global flags found after the subcommand in front of it, so they work in either place.
+
+    Only flags that take no value are moved, and nothing after a ``--`` separator.
+    """
+    i = next((k for k, arg in enumerate(args) if arg == "--" or not arg.startswith("-")), None)
+    if i is None or args[i] not in commands:
+        return args
+    moved, kept = [], []
+    for j, arg in enumerate(args[i + 1 :], start=i + 1):
+        if arg == "--":
+            kept.extend(args[j:])
+            break
+        (moved if arg in GLOBAL_FLAGS or _VERBOSE.fullmatch(arg) else kept).append(arg)
+    return [*args[:i], *moved, args[i], *kept]
+
+
+class PointsegGroup(TidyGroup):
+    """Root group: global flags before or after the subcommand; library errors → exit codes and one line."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        return super().parse_args(ctx, hoist_global_flags(list(args), self.commands))
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
@@ -71,19 +106,19 @@ def root(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Global options apply to every subcommand and come before it."""
+    """Global options apply to every subcommand; they may come before or after it."""
     ctx.obj = CliState(verbose=verbose, quiet=quiet, debug=debug)
     set_state(ctx.obj)
     setup_logging(ctx.obj)
 
 
-app.command("annotate-import", no_args_is_help=True)(annotate_import.command)
-app.command("objectness", no_args_is_help=True)(objectness.command)
-app.command("train", no_args_is_help=True)(train.command)
-app.command("export", no_args_is_help=True)(export.command)
-app.command("segment", no_args_is_help=True)(segment.command)
-app.command("evaluate", no_args_is_help=True)(evaluate.command)
-app.command("demo-data", no_args_is_help=True)(demo_data.command)
+for _name, _module in (
+    ("annotate-import", annotate_import), ("objectness", objectness), ("train", train), ("export", export),
+    ("segment", segment), ("evaluate", evaluate), ("demo-data", demo_data),
+):
+    app.command(_name, no_args_is_help=True, cls=TidyCommand, help=command_help(_module.command.__doc__, _name))(
+        _module.command
+    )
 app.add_typer(models.app, name="models")
 
 

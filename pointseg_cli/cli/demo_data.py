@@ -42,16 +42,6 @@ def command(
     classes.txt (class names in id order). 2d-gray and 3d-sim also write points.csv (one click
     per object); 3d-sim also split.csv (train/val/test per cell) and points.trainval.csv (the
     clicks of the train and validation cells).
-
-    Examples:
-
-        pointseg demo-data demo3d --kind 3d-nuclei --n 4 --size 32x128x128
-
-        pointseg demo-data demo_he --kind 2d-he --n 8 --difficulty hard --seed 1
-
-        pointseg demo-data nuclei2d --kind 2d-gray --n 8
-
-        pointseg demo-data sim --kind 3d-sim --n 5
     """
     # get_state() without ctx finds no context (typer 0.29 vendors its own click), so pass it.
     state = get_state(ctx)

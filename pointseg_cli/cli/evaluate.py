@@ -47,10 +47,6 @@ def command(
     In a folder holding any *.labels.* file, only those files are used.
 
     A class absent from both prediction and ground truth is left out of the mean (not scored 1).
-
-    Example:
-
-        pointseg evaluate results/ data/ --gt-binary --instances --json scores.json
     """
     state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
     config = EvaluateConfig(

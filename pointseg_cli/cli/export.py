@@ -24,10 +24,6 @@ def command(
     The graph has dynamic batch and spatial axes and carries the classes, normalisation, tile and
     size divisor of the run. After export, onnxruntime and PyTorch are compared on a random tile;
     above the tolerance the command fails with exit code 2 and writes no file.
-
-    Example
-    -------
-    pointseg export runs/nuclei --out nuclei.onnx --precision fp16
     """
     from pointseg_cli.export.onnx import ExportConfig, run_export
 

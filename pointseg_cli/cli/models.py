@@ -5,22 +5,20 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from pointseg_cli.cli._common import console
+from pointseg_cli.cli._common import TidyCommand, TidyGroup, command_help, console
 
 app = typer.Typer(
-    help="List and fetch pretrained models.\n\nExample: pointseg models list; pointseg models fetch NAME",
+    help=command_help("List and fetch pretrained models.", "models"),
     no_args_is_help=True,
+    cls=TidyGroup,
+    rich_markup_mode="markdown",
 )
 
 
-@app.command("list")
+@app.command("list", cls=TidyCommand, help=command_help(
+    "List registered models: name, kind, where it lives (embedded / cached / not downloaded).", "models list"))
 def list_models() -> None:
-    """List registered models: name, kind, where it lives (embedded / cached / not downloaded).
-
-    Example
-    -------
-    pointseg models list
-    """
+    """List registered models: name, kind, where it lives (embedded / cached / not downloaded)."""
     from pointseg_cli import zoo
 
     table = Table(title="pointseg models")
@@ -40,16 +38,12 @@ def list_models() -> None:
     console.print(f"cache: {zoo.cache_dir()}  ·  download base: {zoo.models_url()}")
 
 
-@app.command("fetch")
+@app.command("fetch", cls=TidyCommand, help=command_help(
+    "Download a registered model into the cache (sha256-checked) and print its path.", "models fetch"))
 def fetch_model(
     name: str = typer.Argument(..., help="Registered model name (see 'pointseg models list')."),
 ) -> None:
-    """Download a registered model into the cache (sha256-checked) and print its path.
-
-    Example
-    -------
-    pointseg models fetch test-2d-gray-remote
-    """
+    """Download a registered model into the cache (sha256-checked) and print its path."""
     from pointseg_cli import zoo
 
     path = zoo.fetch(name)

@@ -27,10 +27,21 @@ def command(
     cost: str = typer.Option(
         "seed", "--cost",
         help="Step cost: seed (squared difference to the seed's 3x3(x3) mean, default) or parent "
-        "(to the parent pixel: issue 3's formula; needs a larger --w, about 10x).",
+        "(to the parent pixel; needs a larger --w, about 10x).",
     ),
     connectivity: int = typer.Option(1, "--connectivity", help="1 = face neighbours ... ndim = full."),
-    spacing: str = typer.Option(None, "--spacing", help="Voxel size per spatial axis, e.g. 2,0.5,0.5 (z,y,x)."),
+    spacing: str = typer.Option(
+        None, "--spacing", metavar="Z,Y,X",
+        help="Step-cost spacing per spatial axis, e.g. 2,0.5,0.5; overrides the voxel size for growing.",
+    ),
+    voxel_size: str = typer.Option(
+        None, "--voxel-size", metavar="Z,Y,X",
+        help="Voxel size in µm, overriding the images' (one value for all axes); written into the outputs.",
+    ),
+    use_voxel_size: bool = typer.Option(
+        True, "--use-voxel-size/--no-use-voxel-size",
+        help="Grow with each image's voxel size as spacing, so anisotropic volumes are grown in µm.",
+    ),
     stain_normalize: Path = typer.Option(
         None, "--stain-normalize", help="RGB target image: normalise H&E stain colours to it."
     ),
@@ -55,14 +66,6 @@ def command(
     For each image with points, writes <stem>.objectness.tif (float32 (K+1, ...) soft labels),
     <stem>.regions.tif, <stem>.background.tif, optionally <stem>.preview.png, and objectness.json
     (settings, class order, tuning) in the output folder.
-
-    Example
-    -------
-    pointseg objectness points.csv images/ --out objectness/ --preview
-
-    pointseg objectness points.csv images/ --out objectness/ --tune masks/ --diffuse 10
-
-    pointseg objectness points.csv images/ --out objectness/ --cost parent --w 20
     """
     state = get_state(ctx)  # pass ctx: typer 0.29 vendors click, so a context-less lookup finds nothing
     config = ObjectnessConfig(
@@ -83,6 +86,7 @@ def command(
         run = run_objectness(
             points, images, out, config=config, classes=parse_classes(classes), axes=axes, preview=preview,
             stain_target=stain_normalize, tune_masks=tune, diffusion_grid=grid, progress=bar,
+            voxel_size=parse_floats(voxel_size, what="--voxel-size"), use_voxel_size=use_voxel_size,
         )
     if state.quiet and not run.failed:
         return

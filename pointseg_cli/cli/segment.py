@@ -29,15 +29,20 @@ def _parse_tile(text: str | None) -> tuple[int, ...] | None:
 
 
 def command(
-    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns (TIFF, OME-TIFF, zarr)."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Folder for <stem>.labels.tif and other outputs."),
+    inputs: list[str] = typer.Argument(
+        ..., help="Image files, folders or glob patterns (TIFF, OME-TIFF, OME-Zarr, PNG).", show_default=False
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out-dir", "-o", metavar="FOLDER",
+        help="Folder for the outputs (default: beside each input).", show_default=False,
+    ),
     model: str | None = typer.Option(
         None, "--model", "-m",
         help="Registered model name (see 'pointseg models list'), .onnx file, or training run dir / .pt. "
         "Default: the default model for the input's kind.",
     ),
     tile: str | None = typer.Option(
-        None, "--tile", help="Tile size, e.g. 256,256 or 32,128,128 (default: the model's)."
+        None, "--tile", metavar="SIZES", help="Tile size, e.g. 256,256 or 32,128,128 (default: the model's)."
     ),
     overlap: float = typer.Option(0.25, "--overlap", help="Minimum tile overlap, fraction of the tile in [0, 1)."),
     blend: str = typer.Option("gaussian", "--blend", help="Blend window: gaussian, linear or constant."),
@@ -47,35 +52,45 @@ def command(
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (cuda fails if no GPU can be used)."),
     probabilities: str | None = typer.Option(
-        None, "--probabilities", help="Also write float16 class probabilities as 'tif' or 'zarr'."
+        None, "--probabilities", metavar="tif|zarr",
+        help="Also write float16 class probabilities as a TIFF or an OME-Zarr image.",
     ),
-    preview: bool = typer.Option(False, "--preview", help="Also write <stem>.preview.png (overlay on a slice)."),
+    preview: bool = typer.Option(
+        False, "--preview", help="Also write a PNG: object outlines over the image (orthogonal views of a volume)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs already exist."),
     axes: str | None = typer.Option(None, "--axes", help="Override the stored axes, e.g. ZYX, CZYX, YXC."),
+    voxel_size: str | None = typer.Option(
+        None, "--voxel-size", metavar="Z,Y,X",
+        help="Voxel size in µm, overriding the image's (e.g. 2,0.5,0.5; one value for all axes). "
+        "Written into every output.",
+    ),
     no_stain_normalize: bool = typer.Option(
         False, "--no-stain-normalize",
         help="Skip the model's H&E stain normalisation (for images already normalised to its target).",
     ),
 ) -> None:
-    """Segment images and volumes with a trained model; writes <stem>.labels.tif (uint8 class ids).
+    """Segment images and volumes with a trained model; writes `<stem>.labels.tif` (class ids).
+
+    Outputs go beside each input, or into --out-dir. Without --model each input gets the default
+    model of its kind (2D grayscale, volume); the model used is printed, and every output records
+    it (name, sha256), the pointseg version, the options and the voxel size.
 
     Inputs are processed one by one: a file whose outputs exist is skipped (unless --overwrite), a
     file that fails is reported and the batch goes on; the exit code is 1 if any file failed.
     Outputs are written atomically, so an interrupted run leaves no partial files.
     A model trained with --stain-normalize maps each RGB input's stain colours onto its training
     target first (no target image needed; --no-stain-normalize switches this off).
-
-    Example
-    -------
-    pointseg segment volumes/*.tif --out-dir seg --model test-3d --probabilities zarr --preview
     """
     from pointseg_cli.devices import resolve_device
     from pointseg_cli.infer.batch import SegmentConfig, run_segment
+    from pointseg_cli.parsing import parse_floats
     from pointseg_cli.zoo import model_backend
 
     config = SegmentConfig(
         tile=_parse_tile(tile), overlap=overlap, blend=blend, batch_size=batch_size, precision=precision,
         probabilities=probabilities, preview=preview, overwrite=overwrite, axes=axes, stain=not no_stain_normalize,
+        voxel_size=parse_floats(voxel_size, what="--voxel-size"),
     )
     resolved = resolve_device(device, backend=model_backend(model))
     with RichProgress() as progress:
@@ -94,10 +109,27 @@ def _row(res: FileResult) -> tuple[str, str, str, str, str, str]:
     return res.path.name, shape, "", "", status, res.provider
 
 
+def _where(result: SegmentBatchResult) -> str:
+    """Where the outputs went: the output folder, or the input folders they were written beside."""
+    if result.out_dir is not None:
+        return f"outputs in {result.out_dir}"
+    written = [p for f in result.files for p in f.outputs.values()]
+    if len(written) <= 4:
+        return "wrote " + ", ".join(str(p) for p in written)
+    folders = sorted({str(p.parent) for p in written})
+    return "outputs beside the inputs in " + ", ".join(folders[:3]) + (" ..." if len(folders) > 3 else "")
+
+
 def _render(result: SegmentBatchResult) -> None:
-    """The summary table (unless --quiet and nothing failed), then one line per failed file."""
-    if not get_state().quiet or result.n_failed:
-        table = Table(title=f"pointseg segment → {result.out_dir}")
+    """Model line, summary table and where the outputs are (unless --quiet), one line per failed file."""
+    quiet = get_state().quiet
+    if not quiet:
+        for m in result.models:
+            sha = f"sha256 {m.sha256[:12]}" if m.sha256 else "in memory"
+            console.print(escape(f"model: {m.name} ({sha})"), soft_wrap=True, highlight=False)
+    if not quiet or result.n_failed:
+        title = f"pointseg segment → {result.out_dir}" if result.out_dir is not None else "pointseg segment"
+        table = Table(title=title)
         table.add_column("file", overflow="fold")
         for col in ("shape", "time", "voxels/s", "status"):
             table.add_column(col, no_wrap=True)
@@ -105,5 +137,7 @@ def _render(result: SegmentBatchResult) -> None:
         for res in result.files:
             table.add_row(*_row(res))
         console.print(table)
+    if not quiet and result.n_ok:
+        console.print(escape(_where(result)), soft_wrap=True, highlight=False)
     for res in result.failures:
         err_console.print(f"[red]failed:[/] {escape(f'{res.path}: {res.message}')}", soft_wrap=True, highlight=False)

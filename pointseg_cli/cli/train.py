@@ -161,7 +161,7 @@ def command(
     ),
     w: float = typer.Option(None, "--w", help="Objectness decay in exp(-w*d) [2]."),
     cost: str = typer.Option(
-        None, "--cost", help="Objectness step cost: seed (difference to the seed) or parent (the issue's) [seed]."
+        None, "--cost", help="Objectness step cost: seed (to the seed's mean) or parent (to the parent pixel) [seed]."
     ),
     gauss_sigma: float = typer.Option(None, "--gauss-sigma", help="Sigma in pixels for --objectness gauss [5]."),
     masks: Path = typer.Option(None, "--masks", help="Folder of masks: full supervision with dense CE."),
@@ -193,16 +193,6 @@ def command(
     Without a GPU, encoder, filters, batch size and crop that you do not set take CPU-sized
     values (see docs/training.md). The validation mIoU is the mean IoU over the object classes,
     as `pointseg evaluate` reports it; the background's IoU is shown on its own.
-
-    Example
-    -------
-    pointseg train points.csv images/
-
-    pointseg train points.csv images/ --out runs/nuclei --val-masks masks/ --epochs 30
-
-    pointseg train points.csv volumes/ --out runs/3d --arch unet3d --crop 32,64,64 --batch-size 4
-
-    pointseg train points.csv he_tiles/ --out runs/he --stain-normalize he_tiles/reference.tif
     """
     from pointseg_cli.devices import resolve_device
     from pointseg_cli.train.run import run_train

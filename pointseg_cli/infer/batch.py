@@ -8,8 +8,10 @@ and turns a failure of that file into a ``failed`` result, so that one bad file 
 A distributed layer can run :func:`segment_one` as one task per file with a
 :class:`PredictorCache` per worker.
 
-Errors that concern the whole batch rather than one file (an unknown model, no default model
-for an input kind, an unusable device) are raised as :class:`~pointseg_cli.errors.PointsegError`.
+Errors that concern the whole batch rather than one file (an unknown model, an unusable device)
+are raised as :class:`~pointseg_cli.errors.PointsegError`. Without a model, an input whose kind
+has no default model fails on its own and the others are segmented (when no input has one, the
+batch raises). Outputs go to ``out_dir``, or beside each input when it is None.
 
 Example
 -------
@@ -25,9 +27,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pointseg_cli.devices import RESOLVED_DEVICES
-from pointseg_cli.errors import ConfigError, PointsegError, check_choice
+from pointseg_cli.errors import ConfigError, ModelError, PointsegError, check_choice
+from pointseg_cli.infer.outputs import provenance, written_by_pointseg
 from pointseg_cli.infer.predictors import Predictor, make_predictor
 from pointseg_cli.infer.segment import SegmentOptions, output_paths, segment_file
 from pointseg_cli.model.spec import PRECISION_CHOICES, input_kind
@@ -37,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: Outcome of one input.
 STATUSES = ("ok", "skipped", "failed")
+#: Start of the message of an input whose kind has no default model.
+NO_DEFAULT = "pointseg has no default model"
 #: Letters ``axes`` may use (S, samples, is read as C).
 AXIS_LETTERS = "TZCYXS"
 
@@ -54,11 +60,15 @@ class SegmentConfig(SegmentOptions):
         Redo inputs whose outputs all exist (otherwise they are skipped).
     axes : str, optional
         Override of the stored axes of every input, e.g. ``"CZYX"`` (letters T, Z, C, Y, X; S = C).
+    voxel_size : tuple of float, optional
+        Override of the stored voxel size in µm: one value, or one per spatial axis (see
+        :func:`pointseg_cli.io.voxel.resolve_voxel_size`).
     """
 
     precision: str = "auto"
     overwrite: bool = False
     axes: str | None = None
+    voxel_size: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -70,6 +80,15 @@ class SegmentConfig(SegmentOptions):
                     f"axes must be distinct letters from {', '.join(AXIS_LETTERS)} (e.g. ZYX, CZYX, YXC); "
                     f"got {self.axes!r}"
                 )
+        if self.voxel_size is not None:
+            from pointseg_cli.io.voxel import resolve_voxel_size
+
+            resolve_voxel_size(None, self.voxel_size, ndim=len(self.voxel_size))  # positive, finite
+
+    def provenance_options(self) -> dict[str, Any]:
+        """The settings recorded with every output (see :func:`pointseg_cli.infer.outputs.provenance`)."""
+        keys = ("tile", "overlap", "blend", "batch_size", "precision", "axes", "voxel_size", "stain", "probabilities")
+        return {k: list(v) if isinstance(v, tuple) else v for k in keys for v in [getattr(self, k)]}
 
 
 @dataclass(frozen=True)
@@ -95,6 +114,8 @@ class FileResult:
         model was run.
     outputs : dict of str to Path
         Files written, by kind (``labels``, ``probabilities``, ``preview``).
+    model : str
+        Name of the model used (empty when none was).
     """
 
     path: Path
@@ -105,17 +126,32 @@ class FileResult:
     voxels_per_second: float | None = None
     provider: str = ""
     outputs: dict[str, Path] = field(default_factory=dict)
+    model: str = ""
 
     def __post_init__(self) -> None:
         check_choice("status", self.status, STATUSES)
 
 
 @dataclass(frozen=True)
+class ModelInfo:
+    """Which model made an output: its name, the sha256 of its file and where it lies."""
+
+    name: str
+    sha256: str | None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
 class SegmentBatchResult:
-    """Per-file results of :func:`run_segment`, in input order."""
+    """Per-file results of :func:`run_segment`, in input order.
+
+    ``out_dir`` is None when outputs were written beside each input; ``models`` lists the
+    models used, in the order they were loaded.
+    """
 
     files: tuple[FileResult, ...]
-    out_dir: Path
+    out_dir: Path | None
+    models: tuple[ModelInfo, ...] = ()
 
     def _count(self, status: str) -> int:
         return sum(f.status == status for f in self.files)
@@ -163,22 +199,48 @@ class PredictorCache:
         self.precision = precision
         self.stain = stain
         self._cache: dict[str, Predictor] = {}
+        self._info: dict[str, ModelInfo] = {}
 
     def preload(self) -> None:
         """Load the given model now, so that a bad model, device or precision fails before any work."""
         if self.model is not None:
             self.for_kind("3d")
 
+    def _key(self, kind: str) -> str:
+        if isinstance(self.model, Predictor):
+            return ""
+        return str(self.model) if self.model is not None else kind
+
+    def has_model(self, kind: str) -> bool:
+        """Whether inputs of ``kind`` have a model (the given one, or a default for the kind)."""
+        from pointseg_cli.zoo import default_model_name
+
+        return self.model is not None or default_model_name(kind) is not None
+
+    def info(self, kind: str) -> ModelInfo:
+        """Name and sha256 of the model for inputs of ``kind`` (loads it on first use)."""
+        self.for_kind(kind)
+        return self._info[self._key(kind)]
+
+    @property
+    def models(self) -> tuple[ModelInfo, ...]:
+        """The models loaded so far."""
+        return tuple(self._info.values())
+
     def for_kind(self, kind: str) -> Predictor:
         """The predictor for inputs of ``kind`` (the given model whatever the kind, when there is one)."""
         from pointseg_cli.zoo import resolve_model
 
         if isinstance(self.model, Predictor):
+            if "" not in self._info:
+                name = getattr(self.model, "name", None) or type(self.model).__name__
+                self._info[""] = ModelInfo(str(name), None)
             return self.model
-        key = str(self.model) if self.model is not None else kind
+        key = self._key(kind)
         if key not in self._cache:
             model_path = resolve_model(self.model, kind=kind)
             pred = make_predictor(model_path, device=self.device, precision=self.precision)
+            self._info[key] = _model_info(self.model, kind, model_path)
             log.info("model %s runs on %s", model_path, pred.provider)
             stain = pred.metadata.normalization.get("stain")
             if stain:
@@ -188,19 +250,33 @@ class PredictorCache:
         return self._cache[key]
 
 
+def _model_info(given: str | Path | None, kind: str, path: Path) -> ModelInfo:
+    """Name (registry name, or the file / run folder name) and sha256 of the model file."""
+    from pointseg_cli.model.checkpoint import resolve_checkpoint
+    from pointseg_cli.zoo import default_model_name, sha256_of
+
+    if given is None:
+        name = default_model_name(kind) or path.name
+    else:
+        text = str(given)
+        name = path.name if Path(text).exists() or "/" in text else text
+    model_file = resolve_checkpoint(path) if path.is_dir() else path
+    return ModelInfo(name, sha256_of(model_file), Path(path))
+
+
 def segment_one(
     path: str | Path,
     *,
     config: SegmentConfig,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     predictors: PredictorCache,
     progress: ProgressCallback | None = None,
 ) -> FileResult:
-    """Segment one input file into ``out_dir`` and say what happened.
+    """Segment one input file into ``out_dir`` (None: beside the input) and say what happened.
 
     A file that cannot be read or segmented (a :class:`~pointseg_cli.errors.PointsegError` or a
-    ``MemoryError``) gives a ``failed`` result; errors of the batch itself (no model for this
-    input's kind, a bad model or device) propagate.
+    ``MemoryError``), or whose kind has no default model when no model was given, gives a
+    ``failed`` result; errors of the batch itself (a bad model or device) propagate.
 
     Parameters
     ----------
@@ -208,8 +284,8 @@ def segment_one(
         The image.
     config : SegmentConfig
         Tiling, outputs, skip/overwrite and axes.
-    out_dir : path-like
-        Existing output folder.
+    out_dir : path-like or None
+        Output folder, or None to write beside the input.
     predictors : PredictorCache
         Gives the model for the input's kind.
     progress : callable, optional
@@ -227,23 +303,34 @@ def segment_one(
     except PointsegError as exc:
         return FileResult(path, "failed", str(exc))
     shape = tuple(info.shape)
-    targets = output_paths(out_dir, info.stem, config)
+    folder = Path(out_dir) if out_dir is not None else path.parent
+    targets = output_paths(folder, info.stem, config)
+    if targets["labels"].exists() and not written_by_pointseg(targets["labels"]):
+        return FileResult(path, "failed", f"'{targets['labels']}' exists and was not written by pointseg segment "
+                          "(ground truth?): it is left alone; use --out-dir or move it", shape=shape)
     if not config.overwrite and all(p.exists() for p in targets.values()):
         return FileResult(path, "skipped", "outputs exist", shape=shape)
-    pred = predictors.for_kind(input_kind(info.ndim, info.channels))
+    kind = input_kind(info.ndim, info.channels)
+    if not predictors.has_model(kind):
+        return FileResult(path, "failed", f"{NO_DEFAULT} for {kind} inputs: pass --model NAME or PATH "
+                          "(see 'pointseg models list')", shape=shape)
+    pred = predictors.for_kind(kind)
+    model = predictors.info(kind)
+    prov = provenance(model=model.name, model_sha256=model.sha256, options=config.provenance_options())
     try:
-        res = segment_file(path, out_dir, pred, options=config, axes=config.axes, progress=progress)
+        res = segment_file(path, folder, pred, options=config, axes=config.axes, voxel_size=config.voxel_size,
+                           provenance=prov, progress=progress)
     except PointsegError as exc:
         log.debug("segment failed for %s", path, exc_info=True)
-        return FileResult(path, "failed", str(exc), shape=shape, provider=pred.provider)
+        return FileResult(path, "failed", str(exc), shape=shape, provider=pred.provider, model=model.name)
     except MemoryError:
         return FileResult(path, "failed", "out of host memory (try a smaller --tile or --batch-size)",
-                          shape=shape, provider=pred.provider)
+                          shape=shape, provider=pred.provider, model=model.name)
     # Further per-file steps that work on the class map (e.g. object instances) go here.
     outputs = {"labels": res.labels, "probabilities": res.probabilities, "preview": res.preview}
     return FileResult(
         path, "ok", shape=shape, seconds=res.seconds, voxels_per_second=res.voxels_per_second,
-        provider=res.provider, outputs={k: v for k, v in outputs.items() if v is not None},
+        provider=res.provider, outputs={k: v for k, v in outputs.items() if v is not None}, model=model.name,
     )
 
 
@@ -251,7 +338,7 @@ def run_segment(
     inputs: Sequence[str | Path],
     config: SegmentConfig | None = None,
     *,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     model: str | Path | Predictor | None = None,
     device: str = "cpu",
     progress: ProgressCallback | None = None,
@@ -264,8 +351,9 @@ def run_segment(
         Image files, folders (listed non-recursively) or glob patterns.
     config : SegmentConfig, optional
         Tiling, outputs, precision, overwrite, axes (defaults when None).
-    out_dir : path-like
-        Output folder, created when the model has been checked.
+    out_dir : path-like, optional
+        Output folder, created when the model has been checked; None (default) writes each
+        input's outputs beside it.
     model : str, Path, Predictor or None
         See :class:`PredictorCache` (None: the default model of each input's kind).
     device : {"cpu", "cuda"}
@@ -281,7 +369,7 @@ def run_segment(
     Raises
     ------
     PointsegError
-        No input found, a bad model, precision or device, or no default model for an input kind.
+        No input found, a bad model, precision or device, or no default model for any input.
     """
     from pointseg_cli.io.images import find_images
 
@@ -289,8 +377,9 @@ def run_segment(
     predictors = PredictorCache(model, device=device, precision=config.precision, stain=config.stain)
     paths = find_images(inputs)
     predictors.preload()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     results: list[FileResult] = []
     for i, path in enumerate(paths):
         if progress is not None:
@@ -298,4 +387,6 @@ def run_segment(
         results.append(segment_one(path, config=config, out_dir=out, predictors=predictors, progress=progress))
     if progress is not None:
         progress("all files", len(paths), len(paths))
-    return SegmentBatchResult(files=tuple(results), out_dir=out)
+    if results and all(r.status == "failed" and r.message.startswith(NO_DEFAULT) for r in results):
+        raise ModelError(results[0].message)  # nothing could be segmented: a usage error, not a batch failure
+    return SegmentBatchResult(files=tuple(results), out_dir=out, models=predictors.models)

@@ -1,7 +1,11 @@
-"""Incremental writers for segment outputs (labels, probabilities) and the preview overlay.
+"""Incremental writers for segment outputs (labels, probabilities), their provenance and the preview.
 
-The writers fill a file at a *temporary* path row block by row block (a memory-mapped TIFF or a
-zarr array); :func:`pointseg_cli.io.images.atomic_output` renames it once the image is complete.
+The writers fill a file at a *temporary* path row block by row block (a TIFF filled with
+``pwrite`` or an OME-Zarr array); :func:`pointseg_cli.io.images.atomic_output` renames it once the
+image is complete. Every output records the voxel size (OME ``PhysicalSize*`` in TIFFs, the NGFF
+``scale`` in OME-Zarr) and the provenance built by :func:`provenance` (model name and sha256,
+pointseg version, the options that shaped it) in the OME description, the TIFF description JSON,
+the zarr attributes (``"pointseg"``) or a PNG text chunk.
 """
 
 from __future__ import annotations
@@ -9,20 +13,55 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from pointseg_cli import __version__
+from pointseg_cli.infer.preview import PALETTE, Section, orthogonal_views, overlay, save_preview
+from pointseg_cli.io.writers import ome_physical_size
+
 log = logging.getLogger(__name__)
 
-#: Overlay colours for class ids 1.. (background is not coloured).
-PALETTE = np.array(
-    [
-        [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-        [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
-    ],
-    dtype=np.float32,
-)
+__all__ = [
+    "PALETTE", "LabelWriter", "ProbabilityWriter", "Section", "complete_provenance", "overlay", "provenance",
+    "write_preview", "write_segment_preview", "write_volume_preview",
+]
+
+
+def provenance(
+    *,
+    model: str,
+    model_sha256: str | None,
+    options: Mapping[str, Any],
+    input: str | None = None,
+    voxel_size: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """What made an output, as a JSON-serialisable dict stored with it.
+
+    Parameters
+    ----------
+    model : str
+        The model's name (registry name, or the file / run folder name).
+    model_sha256 : str or None
+        sha256 of the model file (None for a model held in memory).
+    options : mapping
+        The settings that shaped the output (tile, overlap, blend, precision, ...).
+    input : str, optional
+        The input file's name.
+    voxel_size : sequence of float, optional
+        Micrometres per voxel along the spatial axes.
+    """
+    return {
+        "software": "pointseg",
+        "version": __version__,
+        "model": {"name": model, "sha256": model_sha256},
+        "input": input,
+        "voxel_size_um": list(voxel_size) if voxel_size is not None else None,
+        "options": dict(options),
+    }
 
 
 class _RawTiff:
@@ -93,11 +132,25 @@ class LabelWriter:
     axes : str
         ``"YX"`` or ``"ZYX"``.
     classes : sequence of str
-        Object class names, stored in the TIFF description for provenance.
+        Object class names, stored (with ``provenance``) as JSON in the OME description.
+    voxel_size : sequence of float, optional
+        Micrometres per voxel along the spatial axes; OME ``PhysicalSize*``.
+    provenance : mapping, optional
+        See :func:`provenance`.
     """
 
-    def __init__(self, path: Path, shape: tuple[int, ...], *, axes: str, classes: tuple[str, ...]) -> None:
-        meta = {"axes": axes, "Description": json.dumps({"classes": ["background", *classes]})}
+    def __init__(
+        self,
+        path: Path,
+        shape: tuple[int, ...],
+        *,
+        axes: str,
+        classes: tuple[str, ...],
+        voxel_size: Sequence[float] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
+        description = {"classes": ["background", *classes], "pointseg": dict(provenance or {}) or None}
+        meta = {"axes": axes, **ome_physical_size(axes, voxel_size), "Description": json.dumps(description)}
         self._file = _RawTiff(path, shape, np.dtype(np.uint8), ome=True, metadata=meta)
 
     def write(self, start: int, rows: np.ndarray) -> None:
@@ -111,6 +164,17 @@ class LabelWriter:
             return np.stack(rows)
         return self._file.read_rows(index, index + 1)[0][::step, ::step]
 
+    def section(self, axis: int, index: int, *, step: int = 1, z_step: int = 1) -> np.ndarray:
+        """A section of a volume at ``index`` along ``axis`` 1 (Y: ``(Z, X)``) or 2 (X: ``(Z, Y)``).
+
+        Read plane by plane (``z_step`` apart) so that memory stays one plane; in-plane stride ``step``.
+        """
+        planes = []
+        for z in range(0, self._file.shape[0], z_step):
+            plane = self._file.read_rows(z, z + 1)[0]
+            planes.append(plane[index, ::step] if axis == 1 else plane[::step, index])
+        return np.stack(planes)
+
     def flush(self) -> None:
         self._file.flush()
 
@@ -119,41 +183,54 @@ class LabelWriter:
 
 
 class ProbabilityWriter:
-    """float16 probabilities ``(K+1, *spatial)`` into an uncompressed TIFF or a zarr array.
+    """float16 probabilities ``(K+1, *spatial)`` into an uncompressed TIFF or an OME-Zarr image.
 
-    TIFF: tifffile's shaped format (OME has no float16), axes ``CZYX``/``CYX`` in its description.
-    zarr: an OME-Zarr (NGFF 0.4) single-scale image, chunked along the first spatial axis by ``chunk0``.
+    TIFF: tifffile's shaped format (OME has no float16): axes ``CZYX``/``CYX``, the voxel size
+    (``voxel_size_um``, plus X/Y resolution tags in µm) and ``provenance`` in its JSON description.
+    zarr: a single-scale OME-Zarr image (NGFF version of the installed zarr, see
+    :mod:`pointseg_cli.io.ome_zarr`) chunked along the first spatial axis by ``chunk0``, the voxel
+    size as its ``scale`` and the provenance in the group attributes.
     """
 
-    def __init__(self, path: Path, shape: tuple[int, ...], *, axes: str, fmt: str, chunk0: int = 16) -> None:
-        self._arr = None
+    def __init__(
+        self,
+        path: Path,
+        shape: tuple[int, ...],
+        *,
+        axes: str,
+        fmt: str,
+        chunk0: int = 16,
+        voxel_size: Sequence[float] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._zarr = None
         self._file: _RawTiff | None = None
         if fmt == "tif":
-            self._file = _RawTiff(path, shape, np.dtype(np.float16), metadata={"axes": axes})
+            meta: dict[str, Any] = {"axes": axes}
+            extra: dict[str, Any] = {}
+            if voxel_size is not None:
+                meta["voxel_size_um"] = [float(v) for v in voxel_size]
+                extra = {"resolution": (1.0 / voxel_size[-1], 1.0 / voxel_size[-2]), "resolutionunit": "MICROMETER"}
+            if provenance:
+                meta["pointseg"] = dict(provenance)
+            self._file = _RawTiff(path, shape, np.dtype(np.float16), metadata=meta, **extra)
         else:
-            import zarr
+            from pointseg_cli.io.ome_zarr import OmeZarrWriter
 
-            root = zarr.open_group(str(path), mode="w")
             chunks = (1, min(shape[1], chunk0), *(min(s, 512) for s in shape[2:]))
-            self._arr = root.create_array("0", shape=shape, dtype=np.float16, chunks=chunks)
-            kinds = {"C": "channel", "Z": "space", "Y": "space", "X": "space"}
-            root.attrs["multiscales"] = [
-                {
-                    "version": "0.4",
-                    "axes": [{"name": a.lower(), "type": kinds[a]} for a in axes],
-                    "datasets": [
-                        {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(axes)}]}
-                    ],
-                }
-            ]
+            self._zarr = OmeZarrWriter(
+                path, shape, np.float16, axes=axes, chunks=chunks, voxel_size=voxel_size,
+                attributes={"pointseg": dict(provenance)} if provenance else None, name=name,
+            )
 
     def write(self, start: int, probs: np.ndarray) -> None:
         """Write ``probs`` ``(K+1, n, ...)`` at rows ``start : start + n`` of the first spatial axis."""
         if self._file is not None:
             for c in range(probs.shape[0]):
                 self._file.write((c,), start, probs[c].astype(np.float16))
-        elif self._arr is not None:
-            self._arr[:, start : start + probs.shape[1]] = probs.astype(np.float16)
+        elif self._zarr is not None:
+            self._zarr.write((slice(None), slice(start, start + probs.shape[1])), probs.astype(np.float16))
 
     def flush(self) -> None:
         if self._file is not None:
@@ -162,40 +239,143 @@ class ProbabilityWriter:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        self._arr = None
+        if self._zarr is not None:
+            self._zarr.close()
+            self._zarr = None
 
 
-def overlay(plane: np.ndarray, labels: np.ndarray, *, alpha: float = 0.45, max_size: int = 1024) -> np.ndarray:
-    """RGB uint8 overlay of class ids on a normalised image plane.
+def write_preview(
+    path: Path,
+    plane: np.ndarray,
+    labels: np.ndarray,
+    *,
+    instances: np.ndarray | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the :func:`~pointseg_cli.infer.preview.overlay` of a 2D result as a PNG at ``path`` (temporary).
+
+    ``instances`` (object ids, same shape as ``labels``) colours each object on its own.
+    """
+    save_preview(path, overlay(plane, labels, instances=instances), provenance=provenance)
+
+
+def write_volume_preview(
+    path: Path,
+    xy: Section,
+    xz: Section,
+    yz: Section,
+    *,
+    z_scale: float = 1.0,
+    cut: tuple[int, int, int] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the orthogonal views of a volume (:func:`~pointseg_cli.infer.preview.orthogonal_views`) as a PNG."""
+    save_preview(path, orthogonal_views(xy, xz, yz, z_scale=z_scale, cut=cut), provenance=provenance)
+
+
+def complete_provenance(
+    base: Mapping[str, Any] | None,
+    *,
+    model: str,
+    options: Any,
+    name: str,
+    voxel_size: Sequence[float] | None,
+    tile: tuple[int, ...],
+) -> dict[str, Any]:
+    """The provenance of one input's outputs: ``base`` (model, options) plus input, voxel size and tile.
+
+    Without ``base`` (a caller that did not describe its model) the model is named ``model`` with
+    no hash and the options are read from ``options`` (a :class:`~pointseg_cli.infer.segment.SegmentOptions`).
+    """
+    if base is None:
+        keys = ("overlap", "blend", "batch_size", "stain")
+        base = provenance(model=model, model_sha256=None, options={k: getattr(options, k) for k in keys})
+    prov = dict(base)
+    prov["input"] = name
+    prov["voxel_size_um"] = [float(v) for v in voxel_size] if voxel_size is not None else None
+    prov["options"] = {**dict(base.get("options") or {}), "tile": [int(t) for t in tile]}
+    return prov
+
+
+def write_segment_preview(
+    path: Path,
+    image: Any,
+    labels: LabelWriter,
+    spatial: tuple[int, ...],
+    *,
+    voxel_size: Sequence[float] | None,
+    provenance: Mapping[str, Any] | None,
+    display: Callable[[np.ndarray], np.ndarray],
+    max_size: int = 1024,
+    instances: Any = None,
+) -> None:
+    """The preview of one segmented image: the 2D image, or orthogonal views through a volume's middle.
 
     Parameters
     ----------
-    plane : numpy.ndarray
-        ``(Y, X)`` or ``(Y, X, C)`` intensities in ``[0, 1]`` (the first three channels are shown).
-    labels : numpy.ndarray
-        ``(Y, X)`` class ids.
-    max_size : int
-        Larger planes are subsampled with a stride so the preview stays small.
+    path : Path
+        Temporary PNG path.
+    image : LazyImage
+        The input (canonical order); planes are read with a stride so the preview stays about
+        ``max_size`` pixels wide, and one plane at a time.
+    labels : LabelWriter
+        The class map being written (read back plane by plane).
+    spatial : tuple of int
+        Spatial shape.
+    voxel_size : sequence of float, optional
+        Stretches Z in the sections so objects keep their shape.
+    display : callable
+        Raw pixels → intensities in ``[0, 1]``.
+    instances : object, optional
+        Something with the same ``plane(index, step=...)`` and ``section(axis, index, step=...,
+        z_step=...)`` reads as ``labels`` giving object ids; each object then gets its own colour.
     """
-    step = max(1, int(np.ceil(max(labels.shape) / max_size)))
-    plane = plane[::step, ::step]
-    labels = labels[::step, ::step]
-    if plane.ndim == 2:
-        rgb = np.repeat(plane[..., None], 3, axis=-1)
-    elif plane.shape[-1] >= 3:
-        rgb = plane[..., :3]
-    else:
-        rgb = np.concatenate([plane, np.zeros((*plane.shape[:2], 3 - plane.shape[-1]), plane.dtype)], axis=-1)
-    rgb = np.clip(rgb, 0.0, 1.0).astype(np.float32) * 255.0
-    mask = labels > 0
-    if mask.any():
-        colours = PALETTE[(labels[mask].astype(np.int64) - 1) % len(PALETTE)]
-        rgb[mask] = (1.0 - alpha) * rgb[mask] + alpha * colours
-    return np.round(rgb).astype(np.uint8)
+    step = max(1, -(-max(spatial[-2:]) // max_size))
+    inplane = (slice(None, None, step), slice(None, None, step))
+    if len(spatial) == 2:
+        inst = instances.plane(None, step=step) if instances is not None else None
+        write_preview(path, display(image.read(inplane)), labels.plane(None, step=step), instances=inst,
+                      provenance=provenance)
+        return
+    nz, ny, nx = spatial
+    z_step = max(1, -(-nz // max_size))
+    mz, my, mx = nz // 2, ny // 2, nx // 2
+    every_z = slice(None, None, z_step)
+
+    def ids(src: Any, axis: int, index: int) -> np.ndarray | None:
+        if src is None:
+            return None
+        return src.plane(index, step=step) if axis == 0 else src.section(axis, index, step=step, z_step=z_step)
+
+    xy = Section(display(image.read((slice(mz, mz + 1), *inplane)))[0], ids(labels, 0, mz), ids(instances, 0, mz))
+    xz = Section(display(image.read((every_z, slice(my, my + 1), inplane[1])))[:, 0], ids(labels, 1, my),
+                 ids(instances, 1, my))
+    yz = Section(display(image.read((every_z, inplane[0], slice(mx, mx + 1))))[:, :, 0], ids(labels, 2, mx),
+                 ids(instances, 2, mx))
+    z_scale = z_step / step
+    if voxel_size is not None:
+        z_scale *= float(voxel_size[0]) / float(voxel_size[1])
+    write_volume_preview(path, xy, xz, yz, z_scale=z_scale, cut=(mz // z_step, my // step, mx // step),
+                         provenance=provenance)
 
 
-def write_preview(path: Path, plane: np.ndarray, labels: np.ndarray) -> None:
-    """Write the :func:`overlay` of ``labels`` on ``plane`` as a PNG at ``path`` (a temporary path)."""
-    from PIL import Image as PILImage
+def written_by_pointseg(path: Path) -> bool:
+    """Whether an existing ``.labels.tif`` was written by ``pointseg segment`` (its OME description
+    holds our JSON with the class names), as opposed to, say, a ground-truth mask of the same name."""
+    import tifffile
 
-    PILImage.fromarray(overlay(plane, labels)).save(path, format="PNG")
+    try:
+        with tifffile.TiffFile(path) as tf:
+            xml = tf.ome_metadata or ""
+    except Exception:  # noqa: BLE001 - unreadable or not a TIFF: not ours
+        return False
+    start, end = xml.find("<Description>"), xml.find("</Description>")
+    if start < 0 or end < start:
+        return False
+    from html import unescape
+
+    try:
+        data = json.loads(unescape(xml[start + len("<Description>") : end]))
+    except ValueError:
+        return False
+    return isinstance(data, dict) and isinstance(data.get("classes"), list)

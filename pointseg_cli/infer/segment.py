@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, ModelError, check_choice
-from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, write_preview
+from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, complete_provenance, write_segment_preview
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.stream import Rows, run_stream
 from pointseg_cli.infer.tiling import BLEND_MODES, TileGrid, make_grid
@@ -59,7 +60,7 @@ class SegmentOptions:
     probabilities : {None, "tif", "zarr"}
         Also write float16 class probabilities ``(K+1, *spatial)``.
     preview : bool
-        Also write a PNG overlay (middle slice of a volume).
+        Also write a PNG: object outlines over the image (orthogonal views of a volume).
     edge_trim : int, optional
         Voxels at inner tile edges that get the minimum blend weight (default: a quarter of the
         overlap; 0 for the plain window). See :meth:`~pointseg_cli.infer.tiling.TileGrid.axis_windows`.
@@ -104,6 +105,7 @@ class SegmentResult:
     seconds: float
     tiles: int
     provider: str
+    voxel_size: tuple[float, ...] | None = None
 
     @property
     def voxels_per_second(self) -> float:
@@ -111,7 +113,10 @@ class SegmentResult:
 
 
 def output_paths(out_dir: str | Path, stem: str, options: SegmentOptions) -> dict[str, Path]:
-    """Final output paths for an input stem: keys ``labels`` and, when asked, ``probabilities``, ``preview``."""
+    """Final output paths for an input stem: keys ``labels`` and, when asked, ``probabilities``, ``preview``.
+
+    ``out_dir`` is the output folder; to write beside an input pass the input's folder.
+    """
     out = Path(out_dir)
     paths = {"labels": out / f"{stem}.labels.tif"}
     if options.probabilities:
@@ -189,11 +194,13 @@ def input_statistics(
 
 def segment_file(
     path: str | Path,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     predictor: Predictor,
     *,
     options: SegmentOptions | None = None,
     axes: str | None = None,
+    voxel_size: Sequence[float] | None = None,
+    provenance: Mapping[str, Any] | None = None,
     progress: ProgressCallback | None = None,
 ) -> SegmentResult:
     """Segment one image file and write its outputs atomically.
@@ -202,14 +209,21 @@ def segment_file(
     ----------
     path : path-like
         TIFF / OME-TIFF / zarr image, 2D ``(Y, X)``, 2D RGB ``(Y, X, C)`` or 3D ``(Z, Y, X[, C])``.
-    out_dir : path-like
-        Output folder (created if missing).
+    out_dir : path-like or None
+        Output folder (created if missing); None writes beside the input.
     predictor : Predictor
         The model (its metadata gives classes, channels, normalisation, tile, divisor).
     options : SegmentOptions
         Tiling and outputs.
     axes : str, optional
         Override of the stored axes (``--axes``), e.g. ``"CZYX"``.
+    voxel_size : sequence of float, optional
+        Override of the stored voxel size in µm (``--voxel-size``; see
+        :func:`pointseg_cli.io.voxel.resolve_voxel_size`). The voxel size used is written into
+        every output.
+    provenance : mapping, optional
+        :func:`pointseg_cli.infer.outputs.provenance` of the model and options; the input's name,
+        its voxel size and the tile used are added. Default: the model's class name and no hash.
     progress : callable, optional
         ``progress(task, done, total)`` per tile.
 
@@ -218,6 +232,7 @@ def segment_file(
     SegmentResult
     """
     from pointseg_cli.io.images import atomic_output, open_image
+    from pointseg_cli.io.voxel import resolve_voxel_size
 
     options = options or SegmentOptions()
     t_start = time.perf_counter()
@@ -226,12 +241,14 @@ def segment_file(
     spatial = tuple(info.spatial_shape)
     _check_compatible(spatial, info.channels, info.axes, info.path.name, predictor)
     grid = _grid_for(spatial, predictor, options)
+    vsize = resolve_voxel_size(info.voxel_size, voxel_size, ndim=len(spatial), name=info.path.name)
+    prov = complete_provenance(provenance, model=str(getattr(predictor, "path", type(predictor).__name__)),
+                               options=options, name=info.path.name, voxel_size=vsize, tile=tuple(grid.tile))
     norm, ref = _norm_of(predictor), _stain_of(predictor, options)
     ch_axis = -1 if info.channels > 1 else None
     whole = input_statistics(image, predictor, options=options, name=f"image '{info.path.name}'")
     stats, source = whole.stats, whole.stain_source
     image.release()
-    nd = len(spatial)
 
     def read_slab(lo: int, hi: int) -> np.ndarray:
         region = (slice(lo, hi), *(slice(None) for _ in spatial[1:]))
@@ -244,17 +261,19 @@ def segment_file(
             raw = apply_stains(raw, source, ref)
         return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
 
-    paths = output_paths(out_dir, info.stem, options)
+    paths = output_paths(out_dir if out_dir is not None else Path(path).parent, info.stem, options)
     n_out = predictor.metadata.n_outputs
     spatial_axes = info.spatial_axes
     with contextlib.ExitStack() as stack:
         tmp = {key: stack.enter_context(atomic_output(p)) for key, p in paths.items()}
-        labels_w = LabelWriter(tmp["labels"], spatial, axes=spatial_axes, classes=predictor.metadata.classes)
+        labels_w = LabelWriter(tmp["labels"], spatial, axes=spatial_axes, classes=predictor.metadata.classes,
+                               voxel_size=vsize, provenance=prov)
         stack.callback(labels_w.close)
         prob_w = None
         if "probabilities" in tmp:
             prob_w = ProbabilityWriter(tmp["probabilities"], (n_out, *spatial), axes="C" + spatial_axes,
-                                       fmt=options.probabilities or "tif", chunk0=grid.tile[0])
+                                       fmt=options.probabilities or "tif", chunk0=grid.tile[0], voxel_size=vsize,
+                                       provenance=prov, name=paths["probabilities"].name)
             stack.callback(prob_w.close)
 
         def sink(rows: Rows) -> None:
@@ -271,15 +290,13 @@ def segment_file(
         if prob_w is not None:
             prob_w.flush()
         if "preview" in tmp:
-            # middle Z plane (or the 2D image), read with a stride so the preview stays <= ~1024 px
-            step = max(1, -(-max(spatial[-2:]) // PREVIEW_SIZE))
-            inplane = (slice(None, None, step), slice(None, None, step))
-            mid = spatial[0] // 2 if nd == 3 else None
-            raw = image.read((slice(mid, mid + 1), *inplane) if nd == 3 else inplane)
-            if ref is not None and source is not None:
-                raw = apply_stains(raw, source, ref)
-            plane = apply_normalization(raw, stats, channel_axis=ch_axis, clip=True)
-            write_preview(tmp["preview"], plane[0] if nd == 3 else plane, labels_w.plane(mid, step=step))
+            def display(raw: np.ndarray) -> np.ndarray:  # as the model saw the pixels, in [0, 1]
+                if ref is not None and source is not None:
+                    raw = apply_stains(raw, source, ref)
+                return apply_normalization(raw, stats, channel_axis=ch_axis, clip=True)
+
+            write_segment_preview(tmp["preview"], image, labels_w, spatial, voxel_size=vsize, provenance=prov,
+                                  display=display, max_size=PREVIEW_SIZE)
         labels_w.close()
         if prob_w is not None:
             prob_w.close()
@@ -290,7 +307,7 @@ def segment_file(
     return SegmentResult(
         input=Path(path), labels=paths["labels"], probabilities=paths.get("probabilities"),
         preview=paths.get("preview"), shape=tuple(info.shape), voxels=voxels, seconds=seconds,
-        tiles=tiles, provider=predictor.provider,
+        tiles=tiles, provider=predictor.provider, voxel_size=vsize,
     )
 
 

@@ -122,3 +122,36 @@ def ngff_spacing(multiscale: Mapping[str, Any], axes: Sequence[Any] | None) -> d
             if size is not None:
                 out[name] = size
     return out
+
+
+def resolve_voxel_size(
+    stored: Sequence[float] | None, override: Sequence[float] | None, *, ndim: int, name: str = "image"
+) -> tuple[float, ...] | None:
+    """The voxel size to use for an image: ``override`` (``--voxel-size``) when given, else ``stored``.
+
+    ``override`` may give one value (isotropic), one per spatial axis, or ``(z, y, x)`` for a 2D
+    image (its ``(y, x)`` part is used, so one setting serves a batch that mixes 2D and 3D).
+
+    Raises
+    ------
+    ConfigError
+        ``override`` has a count of values that does not fit a ``ndim``-D image, or a value that is
+        not a positive finite number.
+    """
+    from pointseg_cli.errors import ConfigError
+
+    if override is None:
+        return tuple(float(v) for v in stored) if stored is not None else None
+    values = tuple(float(v) for v in override)
+    if not values or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigError(f"voxel size must be positive numbers in µm; got {list(override)}")
+    if len(values) == 1:
+        return values * ndim
+    if len(values) == ndim:
+        return values
+    if len(values) == 3 and ndim == 2:
+        return values[1:]
+    raise ConfigError(
+        f"voxel size has {len(values)} values but '{name}' is {ndim}D: give {ndim} values "
+        f"({'z,y,x' if ndim == 3 else 'y,x'}) or one for all axes"
+    )

@@ -1,5 +1,10 @@
 """Atomic writers: TIFF / OME-TIFF, OME-Zarr, PNG.
 
+The voxel size (micrometres along the spatial axes) of an output is written as OME
+``PhysicalSizeX/Y/Z`` in TIFFs and as the NGFF ``scale`` of OME-Zarr images
+(:mod:`pointseg_cli.io.ome_zarr`); provenance and class names go into the OME ``Description``
+(JSON) and the zarr group attributes.
+
 Every file pointseg writes goes to a hidden temporary name (``.name.tmp-<pid>-<random>``) in the
 destination folder and is renamed over the final name only once complete, so a killed process
 leaves no partial output and a batch can be resumed by running it again.
@@ -12,7 +17,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +77,24 @@ def _check_axes(data: np.ndarray, axes: str) -> str:
     return axes
 
 
+def ome_physical_size(axes: str, voxel_size: Sequence[float] | None) -> dict[str, Any]:
+    """tifffile OME metadata keys ``PhysicalSize{X,Y,Z}`` (+ unit µm) for the spatial axes of ``axes``.
+
+    ``voxel_size`` lists micrometres per voxel along the spatial axes in the order they appear in
+    ``axes`` (e.g. ``(z, y, x)`` for ``"CZYX"``); None gives no keys.
+    """
+    if voxel_size is None:
+        return {}
+    spatial = [a for a in axes.upper() if a in "ZYX"]
+    if len(spatial) != len(voxel_size):
+        raise ImageFormatError(f"voxel size needs {len(spatial)} values for axes {axes}; got {tuple(voxel_size)}")
+    out: dict[str, Any] = {}
+    for axis, size in zip(spatial, voxel_size, strict=True):
+        out[f"PhysicalSize{axis}"] = float(size)
+        out[f"PhysicalSize{axis}Unit"] = "µm"
+    return out
+
+
 def write_tiff(
     path: str | Path,
     data: np.ndarray,
@@ -79,6 +102,7 @@ def write_tiff(
     axes: str,
     compression: str | None = None,
     metadata: dict[str, Any] | None = None,
+    voxel_size: Sequence[float] | None = None,
 ) -> Path:
     """Write ``data`` as an OME-TIFF with the given axes, atomically.
 
@@ -87,8 +111,10 @@ def write_tiff(
     path : destination (``.tif``/``.tiff``; OME metadata is written whatever the suffix).
     data : array whose dimensions are described by ``axes`` (e.g. ``"ZYX"``, ``"CYX"``).
     compression : ``None``, ``"zlib"``, ``"zstd"``, ``"lzw"``... (tifffile names).
-    metadata : extra key/values stored as JSON in the TIFF ``ImageDescription``-adjacent
-        ``Software`` tag-free OME annotation (kept small: provenance, class names).
+    metadata : extra key/values stored as JSON in the OME ``Description`` of the image (kept
+        small: provenance, class names).
+    voxel_size : micrometres per voxel along the spatial axes of ``axes``, in order; written as
+        OME ``PhysicalSize*``.
     """
     import tifffile
 
@@ -98,7 +124,7 @@ def write_tiff(
         # Only RGB(A) is stored as interleaved samples; other channel counts go first as planes.
         data = np.moveaxis(data, -1, 0)
         axes = "C" + axes[:-1]
-    meta: dict[str, Any] = {"axes": axes}
+    meta: dict[str, Any] = {"axes": axes, **ome_physical_size(axes, voxel_size)}
     if metadata:
         meta["Description"] = json.dumps(metadata, default=str)
     with atomic_output(path) as tmp:
@@ -110,26 +136,28 @@ def _photometric(axes: str) -> str:
     return "rgb" if axes.endswith("XC") else "minisblack"
 
 
-def write_zarr(path: str | Path, data: np.ndarray, *, axes: str, chunks: tuple[int, ...] | None = None) -> Path:
-    """Write ``data`` as a single-scale OME-Zarr image (NGFF ``multiscales`` metadata), atomically."""
-    import zarr
+def write_zarr(
+    path: str | Path,
+    data: np.ndarray,
+    *,
+    axes: str,
+    chunks: tuple[int, ...] | None = None,
+    voxel_size: Sequence[float] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``data`` as a single-scale OME-Zarr image, atomically.
+
+    The NGFF version matches the installed zarr (see :func:`pointseg_cli.io.ome_zarr.ngff_version`);
+    ``voxel_size`` (µm along the spatial axes of ``axes``) becomes the dataset's ``scale``;
+    ``attributes`` are extra group attributes (e.g. ``{"pointseg": provenance}``).
+    """
+    from pointseg_cli.io.ome_zarr import write_ome_zarr
 
     path = Path(path)
     axes = _check_axes(data, axes)
-    kinds = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
     with atomic_output(path) as tmp:
-        root = zarr.open_group(str(tmp), mode="w")
-        arr = root.create_array("0", shape=data.shape, dtype=data.dtype, chunks=chunks or _default_chunks(data.shape))
-        arr[...] = data
-        root.attrs["multiscales"] = [
-            {
-                "version": "0.4",
-                "axes": [{"name": a.lower(), "type": kinds[a]} for a in axes],
-                "datasets": [
-                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0] * len(axes)}]}
-                ],
-            }
-        ]
+        write_ome_zarr(tmp, data, axes=axes, chunks=chunks or _default_chunks(data.shape), voxel_size=voxel_size,
+                       attributes=attributes)
     return path
 
 
@@ -137,13 +165,27 @@ def _default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(min(n, 256) if i >= len(shape) - 2 else min(n, 32) for i, n in enumerate(shape))
 
 
-def write_png(path: str | Path, rgb: np.ndarray) -> Path:
-    """Write an 8-bit grayscale ``(Y, X)`` or RGB ``(Y, X, 3)`` array as PNG, atomically."""
-    from PIL import Image as PILImage
+def save_png(path: str | Path, rgb: np.ndarray, *, text: Mapping[str, Any] | None = None) -> None:
+    """Save an 8-bit ``(Y, X)`` or ``(Y, X, 3)`` array as PNG at ``path`` (not atomic by itself).
 
+    ``text`` entries become PNG text chunks (values that are not strings are stored as JSON).
+    """
+    from PIL import Image as PILImage
+    from PIL.PngImagePlugin import PngInfo
+
+    if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
+        raise ImageFormatError(f"PNG preview expects uint8 (Y, X[, 3]); got {rgb.dtype} {rgb.shape}")
+    info = PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value if isinstance(value, str) else json.dumps(value, default=str))
+    PILImage.fromarray(rgb).save(path, format="PNG", pnginfo=info)
+
+
+def write_png(path: str | Path, rgb: np.ndarray, *, text: Mapping[str, Any] | None = None) -> Path:
+    """Write an 8-bit grayscale ``(Y, X)`` or RGB ``(Y, X, 3)`` array as PNG, atomically (see :func:`save_png`)."""
     path = Path(path)
     if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
         raise ImageFormatError(f"PNG preview expects uint8 (Y, X[, 3]); got {rgb.dtype} {rgb.shape}")
     with atomic_output(path) as tmp:
-        PILImage.fromarray(rgb).save(tmp, format="PNG")
+        save_png(tmp, rgb, text=text)
     return path

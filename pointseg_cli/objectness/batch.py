@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,14 @@ def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None]:
     return image, ndim, _channel_axis(image, ndim)
 
 
+def _voxel_size(path: Path, axes: str | None, override: Sequence[float] | None) -> tuple[float, ...] | None:
+    """The image's voxel size (µm), or ``override`` (see :func:`~pointseg_cli.io.voxel.resolve_voxel_size`)."""
+    from pointseg_cli.io.voxel import resolve_voxel_size
+
+    info = read_info(path, axes=axes)
+    return resolve_voxel_size(info.voxel_size, override, ndim=info.ndim, name=path.name)
+
+
 def _points(points: PointTable | str | Path, classes: Sequence[str] | None) -> PointTable:
     if isinstance(points, PointTable):
         return points
@@ -113,9 +121,12 @@ def _tune_samples(
 
 def _process(
     path: Path, stem: str, points: PointTable, out_dir: Path, *, config: ObjectnessConfig, axes: str | None,
-    preview: bool, target: np.ndarray | None,
+    preview: bool, target: np.ndarray | None, voxel_size: Sequence[float] | None = None, use_voxel_size: bool = False,
 ) -> ImageOutcome:
     t0 = time.perf_counter()
+    vsize = _voxel_size(path, axes, voxel_size)
+    if use_voxel_size and config.spacing is None and vsize is not None:
+        config = replace(config, spacing=vsize)
     image, ndim, ch = _load(path, axes)
     pts = points.for_image(stem)
     x = prepare_image(image, config, channel_axis=ch, stain_target=target)
@@ -123,13 +134,14 @@ def _process(
     res = grow_prepared(x, pts, config=config, channel_axis=ch)
     spatial_axes = "ZYX"[3 - ndim:]
     meta = {"classes": ["background", *points.class_names], "w": config.w, "mode": config.mode,
-            "cost": config.cost, "pointseg": __version__}
+            "cost": config.cost, "spacing": list(config.spacing) if config.spacing else None, "pointseg": __version__}
     outputs = [
         write_tiff(out_dir / f"{stem}.objectness.tif", res.soft_labels(len(points.class_names)),
-                   axes="C" + spatial_axes, metadata=meta, compression="zlib"),
-        write_tiff(out_dir / f"{stem}.regions.tif", res.regions, axes=spatial_axes, compression="zlib"),
+                   axes="C" + spatial_axes, metadata=meta, compression="zlib", voxel_size=vsize),
+        write_tiff(out_dir / f"{stem}.regions.tif", res.regions, axes=spatial_axes, compression="zlib",
+                   voxel_size=vsize),
         write_tiff(out_dir / f"{stem}.background.tif", res.background.astype(np.uint8), axes=spatial_axes,
-                   compression="zlib"),
+                   compression="zlib", voxel_size=vsize),
     ]
     if preview:
         seeds = pts.pixel_coords(ndim)
@@ -151,6 +163,8 @@ def run_objectness(
     tune_masks: str | Path | None = None,
     diffusion_grid: Sequence[int] = (0, 5, 10, 20, 40),
     progress: ProgressCallback | None = None,
+    voxel_size: Sequence[float] | None = None,
+    use_voxel_size: bool = False,
 ) -> ObjectnessRun:
     """Compute and write objectness for every image that has points.
 
@@ -177,6 +191,11 @@ def run_objectness(
         Diffusion iterations tried by tuning.
     progress : callable, optional
         ``progress(task, done, total)``.
+    voxel_size : sequence of float, optional
+        Override of the images' stored voxel size in µm (one value, or one per spatial axis);
+        written into the outputs.
+    use_voxel_size : bool
+        Grow with each image's voxel size as ``spacing`` when ``config.spacing`` is not set.
 
     Per-image input errors are recorded in the outcome and do not stop the batch.
     """
@@ -210,6 +229,13 @@ def run_objectness(
     out.mkdir(parents=True, exist_ok=True)
     tuned = None
     if tune_masks is not None:
+        if use_voxel_size and config.spacing is None:
+            # tuning grows with one spacing: the images' voxel size when they share one
+            sizes = {_voxel_size(path, axes, voxel_size) for path, _ in pairs}
+            if len(sizes) == 1 and None not in sizes:
+                config = replace(config, spacing=sizes.pop())
+            elif len(sizes) > 1:
+                log.warning("images have different voxel sizes: tuning grows without spacing")
         samples = _tune_samples(pairs, points, Path(tune_masks), axes, target)
         tuned = tune(samples, config, diffusion_grid=grid, progress=progress)
         config = tuned.apply(config)
@@ -218,7 +244,7 @@ def run_objectness(
     for i, (path, stem) in enumerate(pairs):
         try:
             outcomes.append(_process(path, stem, points, out, config=config, axes=axes, preview=preview,
-                                     target=target))
+                                     target=target, voxel_size=voxel_size, use_voxel_size=use_voxel_size))
         except PointsegError as exc:
             log.debug("image %s failed", stem, exc_info=True)
             outcomes.append(ImageOutcome(stem=stem, path=path, seeds=len(points.for_image(stem)), shape=(),
@@ -233,6 +259,8 @@ def run_objectness(
         "mode": config.mode,
         "cost": config.cost,
         "connectivity": config.connectivity,
+        "use_voxel_size": use_voxel_size and config.spacing is None,
+        "voxel_size_override": list(voxel_size) if voxel_size is not None else None,
         "preprocessing": {
             "stain_method": config.stain_method,
             "stain_target": str(stain_target) if stain_target is not None else None,

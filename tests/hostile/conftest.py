@@ -15,6 +15,7 @@ import zarr
 
 from pointseg_cli.cli.app import app
 from pointseg_cli.io.images import write_zarr
+from tests.io.ngff_helpers import ngff_attrs
 
 IMAGE = ((np.arange(64 * 80).reshape(64, 80) * 7) % 200 + 20).astype(np.uint8)
 
@@ -114,7 +115,8 @@ def _zarr_missing_dataset(path: Path) -> None:
 
 def _zarr_bad_multiscales(path: Path) -> None:
     write_zarr(path, IMAGE, axes="YX")
-    zarr.open_group(str(path), mode="r+").attrs["multiscales"] = [{"datasets": "zero"}]
+    _, save = ngff_attrs(zarr.open_group(str(path), mode="r+"))
+    save([{"datasets": "zero"}])
 
 
 def _zarr_bad_chunk(path: Path) -> None:

@@ -99,7 +99,8 @@ def test_segment_file_writes_labels_probabilities_preview(tmp_path, rng, pred3d)
     np.testing.assert_allclose(probs.astype(np.float32).sum(axis=0), 1.0, atol=5e-3)
     assert res.voxels == 21 * 40 * 50 and res.tiles > 1 and res.provider == "torch-cpu"
     preview = read_image(res.preview)
-    assert preview.dtype == np.uint8 and preview.shape == (40, 50, 3)
+    # orthogonal views: XY (40x50) with YZ (Z=21 to the right) and XZ (below), 4 px apart
+    assert preview.dtype == np.uint8 and preview.shape == (40 + 4 + 21, 50 + 4 + 21, 3)
 
 
 def test_probabilities_as_zarr(tmp_path, rng, pred2d):
@@ -108,9 +109,14 @@ def test_probabilities_as_zarr(tmp_path, rng, pred2d):
     src = tmp_path / "img.tif"
     tifffile.imwrite(src, (rng.random((70, 90)) * 255).astype(np.uint8))
     res = segment_file(src, tmp_path, pred2d, options=SegmentOptions(probabilities="zarr"))
+    from pointseg_cli.io.ome_zarr import ngff_version
+
     group = zarr.open_group(str(res.probabilities), mode="r")
     assert group["0"].shape == (3, 70, 90) and group["0"].dtype == np.float16
-    assert [a["name"] for a in group.attrs["multiscales"][0]["axes"]] == ["c", "y", "x"]
+    attrs = dict(group.attrs)
+    ome = attrs["ome"] if ngff_version() == "0.5" else attrs
+    assert [a["name"] for a in ome["multiscales"][0]["axes"]] == ["c", "y", "x"]
+    assert attrs["pointseg"]["model"]["name"] and attrs["pointseg"]["input"] == "img.tif"
 
 
 def test_axes_override_reads_channels_first_volume(tmp_path, rng, pred3d):

@@ -13,6 +13,7 @@ from PIL import Image
 
 from pointseg_cli.errors import ImageFormatError, ImageReadError
 from pointseg_cli.io.images import open_image, read_image, read_info, write_zarr
+from tests.io.ngff_helpers import ngff_attrs
 
 
 def _cut(path, fraction):
@@ -172,8 +173,8 @@ def omezarr(tmp_path):
 
 def _edit_multiscales(path, edit):
     group = zarr.open_group(str(path), mode="r+")
-    ms = group.attrs["multiscales"]
-    group.attrs["multiscales"] = edit(ms)
+    ome, save = ngff_attrs(group)
+    save(edit(ome["multiscales"]))
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import zarr
 
 from pointseg_cli.io.images import read_info, write_tiff, write_zarr
 from pointseg_cli.io.voxel import to_micrometres
+from tests.io.ngff_helpers import ngff_attrs
 
 VOL = np.zeros((4, 16, 20), np.uint8)
 
@@ -53,12 +54,13 @@ def test_ome_zarr_coordinate_transformations(tmp_path):
     path = write_zarr(tmp_path / "v.ome.zarr", VOL, axes="ZYX")
     assert read_info(path).voxel_size is None  # scale 1 without a unit: not recorded
     group = zarr.open_group(str(path), mode="r+")
-    ms = group.attrs["multiscales"]
+    ome, save = ngff_attrs(group)
+    ms = ome["multiscales"]
     ms[0]["axes"] = [{"name": n, "type": "space", "unit": u} for n, u in
                      (("z", "micrometer"), ("y", "nanometer"), ("x", "nanometer"))]
     ms[0]["datasets"][0]["coordinateTransformations"] = [{"type": "scale", "scale": [1.0, 325.0, 325.0]}]
     ms[0]["coordinateTransformations"] = [{"type": "scale", "scale": [2.0, 1.0, 1.0]}]
-    group.attrs["multiscales"] = ms
+    save(ms)
     assert read_info(path).voxel_size == pytest.approx((2.0, 0.325, 0.325))
 
 
