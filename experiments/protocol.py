@@ -220,18 +220,20 @@ class Experiment:
             if part is None:
                 continue
             _link(path, base / part / path.name)
-            inst = src / f"{stem}.labels.tif"
+            inst = src / f"{stem}.masks.tif"  # demo-data's instance masks; BBBC007 ships <stem>.labels.tif
+            if not inst.exists():
+                inst = src / f"{stem}.labels.tif"
             sem_path = src / f"{stem}.classes.tif"
             labels = read_image(inst)
             sem = read_image(sem_path) if sem_path.exists() else (labels > 0).astype(np.uint8)
             if part == "test" and len(self.classes) == 1:  # instance ids: evaluate --gt-binary --instances
-                _link(inst, base / "gt" / inst.name)
+                _link(inst, base / "gt" / f"{stem}.labels.tif")
             else:
                 out = base / ("gt" if part == "test" else "masks") / f"{stem}.labels.tif"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_tiff(out, sem.astype(np.uint8), axes="ZYX" if sem.ndim == 3 else "YX", compression="zlib")
             if part == "images":
-                _link(inst, base / "inst" / inst.name)
+                _link(inst, base / "inst" / f"{stem}.labels.tif")
         self.split = {**split, "classes": self.classes}
         (base / "split.json").write_text(json.dumps(self.split, indent=1))
         return self.split

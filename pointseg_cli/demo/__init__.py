@@ -15,7 +15,7 @@ Kinds (``pointseg demo-data --kind``):
 Layout written by :func:`generate_demo_data`::
 
     DIR/<name>.tif            image (OME axes; 3d-sim also PhysicalSizeX/Y/Z in µm)
-    DIR/<name>.labels.tif     uint16 instance ids, 0 background
+    DIR/<name>.masks.tif      uint16 instance ids, 0 background
     DIR/<name>.classes.tif    uint8 class id per pixel (0 background, 1..K = classes.txt)
     DIR/classes.txt           object class names in id order, one per line
     DIR/points.csv            2d-gray, 3d-sim: one click per object (canonical points CSV)

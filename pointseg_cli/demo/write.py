@@ -133,7 +133,7 @@ def generate_demo_data(
 
     Parameters
     ----------
-    out_dir : folder to write ``<name>.tif``, ``<name>.labels.tif``, ``<name>.classes.tif`` and
+    out_dir : folder to write ``<name>.tif``, ``<name>.masks.tif``, ``<name>.classes.tif`` and
         ``classes.txt`` into (names: ``nuclei3d_000``, ``he_000``, ``gray_000``, ``sim_000`` ...);
         ``2d-gray`` and ``3d-sim`` also write ``points.csv``, and ``3d-sim`` ``split.csv`` and
         ``points.trainval.csv``.
@@ -175,7 +175,7 @@ def generate_demo_data(
             "classes": list(spec.class_names),
         }
         pairs = [(f"{name}.tif", sample.image, sample.axes, None, meta),
-                 (f"{name}.labels.tif", sample.labels, spatial, "zlib", None),
+                 (f"{name}.masks.tif", sample.labels, spatial, "zlib", None),
                  (f"{name}.classes.tif", sample.classes, spatial, "zlib", None)]
         written = []
         for fname, data, axes, comp, md in pairs:

@@ -15,10 +15,10 @@ def test_demo_data_2d(runner, tmp_path):
     assert names == [
         "classes.txt",
         "he_000.classes.tif",
-        "he_000.labels.tif",
+        "he_000.masks.tif",
         "he_000.tif",
         "he_001.classes.tif",
-        "he_001.labels.tif",
+        "he_001.masks.tif",
         "he_001.tif",
     ]
     assert read_image(out / "he_001.tif").shape == (96, 128, 3)
@@ -71,8 +71,8 @@ def test_demo_data_2d_gray_writes_points(runner, tmp_path):
     res = runner.invoke(app, ["demo-data", str(tmp_path), "--kind", "2d-gray", "--n", "2", "--size", "96"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "classes.txt", "gray_000.classes.tif", "gray_000.labels.tif", "gray_000.tif",
-        "gray_001.classes.tif", "gray_001.labels.tif", "gray_001.tif", "points.csv",
+        "classes.txt", "gray_000.classes.tif", "gray_000.masks.tif", "gray_000.tif",
+        "gray_001.classes.tif", "gray_001.masks.tif", "gray_001.tif", "points.csv",
     ]
     assert read_image(tmp_path / "gray_000.tif").shape == (96, 96)
     assert "points.csv" in res.output
@@ -82,7 +82,7 @@ def test_demo_data_3d_sim_writes_split_and_voxel_size(runner, tmp_path):
     res = runner.invoke(app, ["demo-data", str(tmp_path), "--kind", "3d-sim", "--n", "3", "--size", "16x96x96"])
     assert res.exit_code == 0, res.output
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"sim_002.tif", "sim_002.labels.tif", "sim_002.classes.tif", "classes.txt", "points.csv",
+    assert {"sim_002.tif", "sim_002.masks.tif", "sim_002.classes.tif", "classes.txt", "points.csv",
             "points.trainval.csv", "split.csv"} <= names
     assert "train: sim_000; val: sim_001; test: sim_002" in " ".join(res.output.split())
     assert "melanolipofuscin" in res.output
