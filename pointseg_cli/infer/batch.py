@@ -9,7 +9,15 @@ A distributed layer can run :func:`segment_one` as one task per file with a
 :class:`PredictorCache` per worker.
 
 Errors that concern the whole batch rather than one file (an unknown model, no default model
-for an input kind, an unusable device) are raised as :class:`~pointseg_cli.errors.PointsegError`.
+for an input kind, an unusable device, a ``tile`` or ``axes`` that does not fit the model or an
+input, an output folder that cannot be written) are raised as
+:class:`~pointseg_cli.errors.PointsegError` by :func:`check_batch` and :func:`run_segment` before
+any file is segmented.
+
+Two runs writing into the same folder never compute the same file: :func:`segment_one` holds a
+per-input lock (:mod:`pointseg_cli.io.locks`) while it works, and an input locked by another run
+is skipped with the message ``locked by another run``. Temporary files and locks of killed runs
+are removed when the next run starts (:func:`pointseg_cli.io.writers.prepare_output_dir`).
 
 Example
 -------
@@ -22,14 +30,18 @@ Example
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pointseg_cli.devices import RESOLVED_DEVICES
-from pointseg_cli.errors import ConfigError, PointsegError, check_choice
+from pointseg_cli.errors import ConfigError, ImageFormatError, PointsegError, check_choice
 from pointseg_cli.infer.predictors import Predictor, make_predictor
 from pointseg_cli.infer.segment import SegmentOptions, output_paths, segment_file
+from pointseg_cli.io.locks import try_lock
+from pointseg_cli.io.writers import check_output_dir, check_output_path, prepare_output_dir
 from pointseg_cli.model.spec import PRECISION_CHOICES, input_kind
 from pointseg_cli.progress import ProgressCallback
 
@@ -188,6 +200,16 @@ class PredictorCache:
         return self._cache[key]
 
 
+def _written_since(paths: dict[str, Path], since: float | None) -> bool:
+    """True when all ``paths`` exist and were written at or after ``since`` (by a concurrent run)."""
+    if since is None:
+        return False
+    try:
+        return all(os.stat(p).st_mtime >= since for p in paths.values())
+    except OSError:
+        return False
+
+
 def segment_one(
     path: str | Path,
     *,
@@ -195,12 +217,15 @@ def segment_one(
     out_dir: str | Path,
     predictors: PredictorCache,
     progress: ProgressCallback | None = None,
+    since: float | None = None,
 ) -> FileResult:
     """Segment one input file into ``out_dir`` and say what happened.
 
-    A file that cannot be read or segmented (a :class:`~pointseg_cli.errors.PointsegError` or a
-    ``MemoryError``) gives a ``failed`` result; errors of the batch itself (no model for this
-    input's kind, a bad model or device) propagate.
+    A file that cannot be read, segmented or written (a :class:`~pointseg_cli.errors.PointsegError`,
+    an ``OSError`` or a ``MemoryError``) gives a ``failed`` result; errors of the batch itself (no
+    model for this input's kind, a bad model or device) propagate. While it works, the input's
+    outputs are locked (:func:`pointseg_cli.io.locks.try_lock`): an input that another run is
+    segmenting into the same folder is ``skipped`` with the message ``locked by another run``.
 
     Parameters
     ----------
@@ -214,6 +239,9 @@ def segment_one(
         Gives the model for the input's kind.
     progress : callable, optional
         ``progress(task, done, total)`` per tile (task = the file's stem).
+    since : float, optional
+        Start time (``time.time()``) of the batch: with ``overwrite``, outputs written after it
+        come from a concurrent run and are not computed again.
 
     Returns
     -------
@@ -232,19 +260,101 @@ def segment_one(
         return FileResult(path, "skipped", "outputs exist", shape=shape)
     pred = predictors.for_kind(input_kind(info.ndim, info.channels))
     try:
-        res = segment_file(path, out_dir, pred, options=config, axes=config.axes, progress=progress)
-    except PointsegError as exc:
-        log.debug("segment failed for %s", path, exc_info=True)
-        return FileResult(path, "failed", str(exc), shape=shape, provider=pred.provider)
-    except MemoryError:
-        return FileResult(path, "failed", "out of host memory (try a smaller --tile or --batch-size)",
-                          shape=shape, provider=pred.provider)
+        lock = try_lock(out_dir, info.stem, task="segment")
+    except OSError as exc:
+        return FileResult(path, "failed", f"cannot lock its outputs in '{out_dir}': {exc.strerror or exc}",
+                          shape=shape)
+    if lock is None:
+        return FileResult(path, "skipped", "locked by another run", shape=shape)
+    with lock:
+        # another run may have finished this input between the check above and the lock
+        if not config.overwrite and all(p.exists() for p in targets.values()):
+            return FileResult(path, "skipped", "outputs exist", shape=shape)
+        if config.overwrite and _written_since(targets, since):
+            return FileResult(path, "skipped", "written by another run", shape=shape)
+        try:
+            res = segment_file(path, out_dir, pred, options=config, axes=config.axes, progress=progress)
+        except PointsegError as exc:
+            log.debug("segment failed for %s", path, exc_info=True)
+            return FileResult(path, "failed", str(exc), shape=shape, provider=pred.provider)
+        except MemoryError:
+            return FileResult(path, "failed", "out of host memory (try a smaller --tile or --batch-size)",
+                              shape=shape, provider=pred.provider)
+        except OSError as exc:  # e.g. the disk filled up or a folder became unwritable while writing
+            log.debug("segment failed for %s", path, exc_info=True)
+            where = f" ({exc.filename})" if exc.filename else ""
+            return FileResult(path, "failed", f"cannot read or write{where}: {exc.strerror or exc}",
+                              shape=shape, provider=pred.provider)
     # Further per-file steps that work on the class map (e.g. object instances) go here.
     outputs = {"labels": res.labels, "probabilities": res.probabilities, "preview": res.preview}
     return FileResult(
         path, "ok", shape=shape, seconds=res.seconds, voxels_per_second=res.voxels_per_second,
         provider=res.provider, outputs={k: v for k, v in outputs.items() if v is not None},
     )
+
+
+def _model_ndim(pred: Predictor) -> int:
+    return int(pred.metadata.ndim)
+
+
+def check_batch(
+    paths: Sequence[Path], config: SegmentConfig, *, out_dir: str | Path, predictors: PredictorCache
+) -> None:
+    """Usage errors of a batch, found before any file is segmented.
+
+    Reads every input's header (a file that cannot be read is left to :func:`segment_one`, which
+    reports it as failed) and checks, per input: that ``config.axes`` fits it, that a model exists
+    for its kind (loading it), that ``config.tile`` has as many sizes as that model has spatial
+    axes, that with ``config.axes`` the input then fits the given model, and that no output name is
+    taken by a folder (or a ``.zarr`` output's name by a file).
+
+    Raises
+    ------
+    ConfigError
+        ``tile`` or ``axes`` do not fit a model or an input.
+    OutputError
+        An output name is held by something of the other kind.
+    ModelError
+        No (default) model for an input's kind, or a model that cannot be loaded.
+    """
+    from pointseg_cli.io.images import read_info
+
+    tile = tuple(config.tile) if config.tile is not None else None
+    if tile is not None and predictors.model is not None:
+        ndim = _model_ndim(predictors.for_kind("3d"))  # the given model serves every kind
+        if len(tile) != ndim:
+            raise ConfigError(
+                f"--tile {','.join(map(str, tile))} has {len(tile)} sizes but the model is {ndim}-D "
+                f"(expected {ndim} sizes)"
+            )
+    for path in paths:
+        try:
+            info = read_info(path, axes=config.axes)
+        except PointsegError as exc:
+            if config.axes is not None and isinstance(exc, ImageFormatError):
+                try:
+                    read_info(path)
+                except PointsegError:
+                    continue  # the file itself is bad: segment_one reports it
+                raise ConfigError(str(exc) if "--axes" in str(exc) else f"--axes {config.axes}: {exc}") from None
+            continue
+        pred = predictors.for_kind(input_kind(info.ndim, info.channels))
+        ndim = _model_ndim(pred)
+        if tile is not None and len(tile) != ndim:
+            raise ConfigError(
+                f"--tile {','.join(map(str, tile))} has {len(tile)} sizes but the model for '{path.name}' "
+                f"is {ndim}-D (expected {ndim} sizes)"
+            )
+        meta = pred.metadata
+        if config.axes is not None and predictors.model is not None and (
+            (info.ndim, info.channels) != (meta.ndim, meta.channels)
+        ):
+            raise ConfigError(
+                f"--axes {config.axes} reads '{path.name}' as {info.ndim}-D {info.axes} with {info.channels} "
+                f"channel(s), but the model expects {meta.ndim}-D images with {meta.channels} channel(s)"
+            )
+        for key, target in output_paths(out_dir, info.stem, config).items():
+            check_output_path(target, folder=key == "probabilities" and config.probabilities == "zarr")
 
 
 def run_segment(
@@ -281,21 +391,27 @@ def run_segment(
     Raises
     ------
     PointsegError
-        No input found, a bad model, precision or device, or no default model for an input kind.
+        Before any file is segmented: no input found, a bad model, precision or device, no
+        default model for an input kind, a tile or axes that do not fit (:func:`check_batch`),
+        an output folder that is a file or not writable.
     """
     from pointseg_cli.io.images import find_images
 
     config = config or SegmentConfig()
+    since = time.time()
     predictors = PredictorCache(model, device=device, precision=config.precision, stain=config.stain)
     paths = find_images(inputs)
     predictors.preload()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out, what="--out-dir")
+    check_batch(paths, config, out_dir=out, predictors=predictors)
+    out = prepare_output_dir(out, what="--out-dir")
     results: list[FileResult] = []
     for i, path in enumerate(paths):
         if progress is not None:
             progress("all files", i, len(paths))
-        results.append(segment_one(path, config=config, out_dir=out, predictors=predictors, progress=progress))
+        results.append(segment_one(path, config=config, out_dir=out, predictors=predictors, progress=progress,
+                                   since=since))
     if progress is not None:
         progress("all files", len(paths), len(paths))
     return SegmentBatchResult(files=tuple(results), out_dir=out)
