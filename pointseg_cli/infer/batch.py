@@ -37,11 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pointseg_cli.devices import RESOLVED_DEVICES
-from pointseg_cli.errors import ConfigError, ImageFormatError, PointsegError, check_choice
+from pointseg_cli.errors import ConfigError, PointsegError, check_choice
+from pointseg_cli.infer.checks import check_batch
 from pointseg_cli.infer.predictors import Predictor, make_predictor
 from pointseg_cli.infer.segment import SegmentOptions, output_paths, segment_file
 from pointseg_cli.io.locks import try_lock
-from pointseg_cli.io.writers import check_output_dir, check_output_path, prepare_output_dir
+from pointseg_cli.io.writers import check_output_dir, prepare_output_dir
 from pointseg_cli.model.spec import PRECISION_CHOICES, input_kind
 from pointseg_cli.progress import ProgressCallback
 
@@ -291,70 +292,6 @@ def segment_one(
         path, "ok", shape=shape, seconds=res.seconds, voxels_per_second=res.voxels_per_second,
         provider=res.provider, outputs={k: v for k, v in outputs.items() if v is not None},
     )
-
-
-def _model_ndim(pred: Predictor) -> int:
-    return int(pred.metadata.ndim)
-
-
-def check_batch(
-    paths: Sequence[Path], config: SegmentConfig, *, out_dir: str | Path, predictors: PredictorCache
-) -> None:
-    """Usage errors of a batch, found before any file is segmented.
-
-    Reads every input's header (a file that cannot be read is left to :func:`segment_one`, which
-    reports it as failed) and checks, per input: that ``config.axes`` fits it, that a model exists
-    for its kind (loading it), that ``config.tile`` has as many sizes as that model has spatial
-    axes, that with ``config.axes`` the input then fits the given model, and that no output name is
-    taken by a folder (or a ``.zarr`` output's name by a file).
-
-    Raises
-    ------
-    ConfigError
-        ``tile`` or ``axes`` do not fit a model or an input.
-    OutputError
-        An output name is held by something of the other kind.
-    ModelError
-        No (default) model for an input's kind, or a model that cannot be loaded.
-    """
-    from pointseg_cli.io.images import read_info
-
-    tile = tuple(config.tile) if config.tile is not None else None
-    if tile is not None and predictors.model is not None:
-        ndim = _model_ndim(predictors.for_kind("3d"))  # the given model serves every kind
-        if len(tile) != ndim:
-            raise ConfigError(
-                f"--tile {','.join(map(str, tile))} has {len(tile)} sizes but the model is {ndim}-D "
-                f"(expected {ndim} sizes)"
-            )
-    for path in paths:
-        try:
-            info = read_info(path, axes=config.axes)
-        except PointsegError as exc:
-            if config.axes is not None and isinstance(exc, ImageFormatError):
-                try:
-                    read_info(path)
-                except PointsegError:
-                    continue  # the file itself is bad: segment_one reports it
-                raise ConfigError(str(exc) if "--axes" in str(exc) else f"--axes {config.axes}: {exc}") from None
-            continue
-        pred = predictors.for_kind(input_kind(info.ndim, info.channels))
-        ndim = _model_ndim(pred)
-        if tile is not None and len(tile) != ndim:
-            raise ConfigError(
-                f"--tile {','.join(map(str, tile))} has {len(tile)} sizes but the model for '{path.name}' "
-                f"is {ndim}-D (expected {ndim} sizes)"
-            )
-        meta = pred.metadata
-        if config.axes is not None and predictors.model is not None and (
-            (info.ndim, info.channels) != (meta.ndim, meta.channels)
-        ):
-            raise ConfigError(
-                f"--axes {config.axes} reads '{path.name}' as {info.ndim}-D {info.axes} with {info.channels} "
-                f"channel(s), but the model expects {meta.ndim}-D images with {meta.channels} channel(s)"
-            )
-        for key, target in output_paths(out_dir, info.stem, config).items():
-            check_output_path(target, folder=key == "probabilities" and config.probabilities == "zarr")
 
 
 def run_segment(

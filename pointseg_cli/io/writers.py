@@ -131,7 +131,7 @@ def _commit(tmp: Path, path: Path) -> None:
     if not tmp.exists():
         raise RuntimeError(f"atomic_output: nothing was written to the temporary path for '{path}'")
     if not tmp.is_dir() and path.is_dir():
-        raise OutputError(f"cannot write '{path}': a folder of that name is in the way (expected a file)")
+        raise OutputError(f"output '{path}' is a folder; expected a file (remove it or choose another folder)")
     if tmp.is_dir() and path.exists():
         trash = _temp_sibling(path)
         os.replace(path, trash)
