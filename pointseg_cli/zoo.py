@@ -189,7 +189,7 @@ def _drop_corrupt_copy(entry: ModelEntry, path: Path) -> str | None:
         found = f"unreadable ({exc.strerror or exc})"
     if found == entry.sha256:
         return None
-    log.warning("cached model %s at %s is corrupt (sha256 %s, expected %s…): downloading it again",
+    log.info("cached model %s at %s is corrupt (sha256 %s, expected %s…): downloading it again",
                 entry.name, path, found[:12], entry.sha256[:12])
     try:
         path.unlink()
