@@ -165,6 +165,10 @@ def fetch(name: str, *, registry: list[ModelEntry] | None = None) -> Path:
     note = _drop_corrupt_copy(entry, folder / entry.file)
     if note is None and (folder / entry.file).is_file():
         return folder / entry.file  # cached with the right hash: no network access
+    log.info("downloading model %s from %s into %s", entry.name, url, folder)
+    pooch_log = pooch.get_logger()
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)  # pooch announces every download at info level on stderr
     try:
         path = pooch.retrieve(
             url, known_hash=f"sha256:{entry.sha256}", fname=entry.file, path=folder, progressbar=False
@@ -173,6 +177,8 @@ def fetch(name: str, *, registry: list[ModelEntry] | None = None) -> Path:
         raise ModelError(f"{note or ''}download of {entry.name!r} from {url} failed its sha256 check: {exc}") from None
     except OSError as exc:  # connection errors (requests' exceptions are OSErrors) and disk errors
         raise ModelError(f"{note or ''}cannot download model {entry.name!r} from {url}: {exc}") from None
+    finally:
+        pooch_log.setLevel(level)
     log.info("model %s at %s", entry.name, path)
     return Path(path)
 

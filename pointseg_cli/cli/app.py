@@ -7,6 +7,7 @@ Exit codes: 0 success; 2 invalid input or usage (one red line, no traceback unle
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import typer
@@ -87,8 +88,14 @@ app.command("demo-data", no_args_is_help=True)(demo_data.command)
 app.add_typer(models.app, name="models")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a batch scheduler's time limit, ``kill``): unwind, so temporary files and locks are removed."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except Exception:  # noqa: BLE001 - an unexpected internal error: exit 1 with the traceback

@@ -111,8 +111,12 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     replaced only at the very end.
     """
     path = Path(path)
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        check_output_dir(path.parent)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder '{path.parent}': {exc.strerror or exc}") from None
     tmp = _temp_sibling(path)
     try:
         yield tmp

@@ -108,6 +108,27 @@ def test_killed_run_leaves_nothing_after_the_next_run_and_its_output_is_unchange
                                   zarr.open_group(str(reference / "big.probabilities.zarr"), mode="r")["0"][:])
 
 
+def test_terminated_run_cleans_up_at_once(tmp_path):
+    """SIGTERM (a scheduler's time limit) unwinds the run: temporary files and the lock go with it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _volume(src / "big.tif", (48, 192, 192), seed=2)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        _pointseg("segment", src, "--out-dir", out, "--model", "test-3d", "--tile", "8,64,64", "--batch-size", "1"),
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for_temporary(proc, out, "big.labels.tif")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=DEADLINE_S)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert list(out.iterdir()) == []
+
+
 def test_two_concurrent_runs_compute_each_output_once(tmp_path):
     src = tmp_path / "in"
     src.mkdir()

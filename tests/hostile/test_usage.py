@@ -181,3 +181,19 @@ def test_objectness_out_is_a_file(runner, folder, tmp_path):
     points.write_text(POINTS)
     (tmp_path / "taken").write_text("mine")
     only_line(invoke(runner, "objectness", points, folder, "--out", tmp_path / "taken"), "is a file")
+
+
+def test_disk_full_while_writing_fails_that_file_and_leaves_no_temporary(runner, folder, tmp_path, monkeypatch):
+    import errno
+
+    import pointseg_cli.infer.outputs as outputs
+
+    def full(fd, data, offset):  # noqa: ANN001, ANN202
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "pwrite", full)
+    out = tmp_path / "out"
+    res = invoke(runner, "segment", folder, "--out-dir", out, *MODEL, "--probabilities", "zarr", "--preview")
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert "2 of 2 inputs failed" in res.output and res.output.count("No space left on device") == 2
+    assert list(out.iterdir()) == []
