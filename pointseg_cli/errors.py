@@ -54,6 +54,10 @@ class ModelError(PointsegError):
     """A model file is missing, corrupt, has the wrong hash or unexpected metadata."""
 
 
+class OutputError(PointsegError):
+    """An output folder or file cannot be written (a file or folder in the way, no permission)."""
+
+
 class DeviceError(PointsegError):
     """A requested device (for example CUDA) is not available."""
 

@@ -7,6 +7,7 @@ given" and returns ``None``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from pointseg_cli.errors import ConfigError, PointsegError
@@ -30,9 +31,12 @@ def parse_floats(text: str | None, *, what: str, example: str = "2,0.5,0.5") -> 
     if not text:
         return None
     try:
-        return tuple(float(v) for v in split_list(text, what=what))
+        values = tuple(float(v) for v in split_list(text, what=what))
     except ValueError:
         raise ConfigError(f"{what} must be numbers separated by commas (e.g. {example}); got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise ConfigError(f"{what} must be finite numbers (no nan or inf; e.g. {example}); got {text!r}")
+    return values
 
 
 def parse_ints(

@@ -162,16 +162,46 @@ def fetch(name: str, *, registry: list[ModelEntry] | None = None) -> Path:
         return path
     url = models_url() + entry.file
     folder = cache_dir()
+    note = _drop_corrupt_copy(entry, folder / entry.file)
+    if note is None and (folder / entry.file).is_file():
+        return folder / entry.file  # cached with the right hash: no network access
+    log.info("downloading model %s from %s into %s", entry.name, url, folder)
+    pooch_log = pooch.get_logger()
+    level = pooch_log.level
+    pooch_log.setLevel(logging.WARNING)  # pooch announces every download at info level on stderr
     try:
         path = pooch.retrieve(
             url, known_hash=f"sha256:{entry.sha256}", fname=entry.file, path=folder, progressbar=False
         )
     except ValueError as exc:  # pooch's hash mismatch (the download is discarded)
-        raise ModelError(f"download of {entry.name!r} from {url} failed its sha256 check: {exc}") from None
+        raise ModelError(f"{note or ''}download of {entry.name!r} from {url} failed its sha256 check: {exc}") from None
     except OSError as exc:  # connection errors (requests' exceptions are OSErrors) and disk errors
-        raise ModelError(f"cannot download model {entry.name!r} from {url}: {exc}") from None
+        raise ModelError(f"{note or ''}cannot download model {entry.name!r} from {url}: {exc}") from None
+    finally:
+        pooch_log.setLevel(level)
     log.info("model %s at %s", entry.name, path)
     return Path(path)
+
+
+def _drop_corrupt_copy(entry: ModelEntry, path: Path) -> str | None:
+    """Remove a cached copy whose sha256 differs from the registry's; say so (None when none was removed)."""
+    if not os.path.lexists(path):
+        return None
+    if path.is_dir() and not path.is_symlink():
+        raise ModelError(f"model cache entry {path} is a folder; expected the file of model {entry.name!r}")
+    try:
+        found = sha256_of(path)
+    except OSError as exc:
+        found = f"unreadable ({exc.strerror or exc})"
+    if found == entry.sha256:
+        return None
+    log.info("cached model %s at %s is corrupt (sha256 %s, expected %s…): downloading it again",
+                entry.name, path, found[:12], entry.sha256[:12])
+    try:
+        path.unlink()
+    except OSError as exc:
+        raise ModelError(f"cached model {entry.name!r} at {path} is corrupt and cannot be removed: {exc}") from None
+    return f"the cached copy of {entry.name!r} was corrupt and has been removed; "
 
 
 def _looks_like_path(text: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,8 +60,8 @@ class AnnotateImportConfig:
             raise ConfigError("--default-class must not be empty")
         if not self.mask_class.strip():
             raise ConfigError("--mask-class must not be empty")
-        if not self.jitter >= 0:
-            raise ConfigError(f"--jitter must be >= 0 pixels; got {self.jitter}")
+        if not (math.isfinite(self.jitter) and self.jitter >= 0):
+            raise ConfigError(f"--jitter must be >= 0 pixels and finite; got {self.jitter}")
 
     @property
     def class_mapping(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
 from typing import Any
 
@@ -122,8 +123,14 @@ for _name, _module in (
 app.add_typer(models.app, name="models")
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM (a batch scheduler's time limit, ``kill``): unwind, so temporary files and locks are removed."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except Exception:  # noqa: BLE001 - an unexpected internal error: exit 1 with the traceback

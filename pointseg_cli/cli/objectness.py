@@ -107,6 +107,8 @@ def command(
         t.add_column(col, justify=just)
     for o in run.outcomes:
         status = "[green]ok[/]" if o.error is None else f"[red]{escape(o.error)}[/]"
+        if o.note:
+            status = f"[yellow]skipped[/] ({escape(o.note)})"
         t.add_row(o.stem, str(o.seeds), "x".join(map(str, o.shape)), f"{o.seconds:.2f}", status)
     console.print(t)
     if run.skipped:

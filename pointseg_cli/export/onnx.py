@@ -10,6 +10,7 @@ and no file is left behind.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +54,8 @@ class ExportConfig:
         check_choice("precision", self.precision, PRECISIONS)
         if not 7 <= self.opset <= MAX_OPSET:
             raise ConfigError(f"opset must be between 7 and {MAX_OPSET}; got {self.opset}")
-        if self.tolerance is not None and not float(self.tolerance) > 0:
-            raise ConfigError(f"tolerance must be > 0; got {self.tolerance}")
+        if self.tolerance is not None and not (math.isfinite(float(self.tolerance)) and float(self.tolerance) > 0):
+            raise ConfigError(f"tolerance must be > 0 and finite; got {self.tolerance}")
 
     @property
     def parity_tolerance(self) -> float:

@@ -8,10 +8,17 @@ and turns a failure of that file into a ``failed`` result, so that one bad file 
 A distributed layer can run :func:`segment_one` as one task per file with a
 :class:`PredictorCache` per worker.
 
-Errors that concern the whole batch rather than one file (an unknown model, an unusable device)
-are raised as :class:`~pointseg_cli.errors.PointsegError`. Without a model, an input whose kind
-has no default model fails on its own and the others are segmented (when no input has one, the
-batch raises). Outputs go to ``out_dir``, or beside each input when it is None.
+Errors that concern the whole batch rather than one file (an unknown model, an unusable device,
+a ``tile`` or ``axes`` that does not fit the model or an input, an output folder that cannot be
+written) are raised as :class:`~pointseg_cli.errors.PointsegError` by :func:`check_batch` and
+:func:`run_segment` before any file is segmented. Without a model, an input whose kind has no
+default model fails on its own and the others are segmented (when no input has one, the batch
+raises). Outputs go to ``out_dir``, or beside each input when it is None.
+
+Two runs writing into the same folder never compute the same file: :func:`segment_one` holds a
+per-input lock (:mod:`pointseg_cli.io.locks`) while it works, and an input locked by another run
+is skipped with the message ``locked by another run``. Temporary files and locks of killed runs
+are removed when the next run starts (:func:`pointseg_cli.io.writers.prepare_output_dir`).
 
 Example
 -------
@@ -24,6 +31,8 @@ Example
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +40,12 @@ from typing import Any
 
 from pointseg_cli.devices import RESOLVED_DEVICES
 from pointseg_cli.errors import ConfigError, ModelError, PointsegError, check_choice
+from pointseg_cli.infer.checks import check_batch
 from pointseg_cli.infer.outputs import provenance, written_by_pointseg
 from pointseg_cli.infer.predictors import Predictor, make_predictor
 from pointseg_cli.infer.segment import SegmentOptions, output_paths, segment_file
+from pointseg_cli.io.locks import try_lock
+from pointseg_cli.io.writers import check_output_dir, prepare_output_dir
 from pointseg_cli.model.spec import PRECISION_CHOICES, input_kind
 from pointseg_cli.progress import ProgressCallback
 
@@ -264,6 +276,16 @@ def _model_info(given: str | Path | None, kind: str, path: Path) -> ModelInfo:
     return ModelInfo(name, sha256_of(model_file), Path(path))
 
 
+def _written_since(paths: dict[str, Path], since: float | None) -> bool:
+    """True when all ``paths`` exist and were written at or after ``since`` (by a concurrent run)."""
+    if since is None:
+        return False
+    try:
+        return all(os.stat(p).st_mtime >= since for p in paths.values())
+    except OSError:
+        return False
+
+
 def segment_one(
     path: str | Path,
     *,
@@ -271,12 +293,16 @@ def segment_one(
     out_dir: str | Path | None,
     predictors: PredictorCache,
     progress: ProgressCallback | None = None,
+    since: float | None = None,
 ) -> FileResult:
     """Segment one input file into ``out_dir`` (None: beside the input) and say what happened.
 
-    A file that cannot be read or segmented (a :class:`~pointseg_cli.errors.PointsegError` or a
-    ``MemoryError``), or whose kind has no default model when no model was given, gives a
-    ``failed`` result; errors of the batch itself (a bad model or device) propagate.
+    A file that cannot be read, segmented or written (a :class:`~pointseg_cli.errors.PointsegError`,
+    an ``OSError`` or a ``MemoryError``), or whose kind has no default model when no model was
+    given, gives a ``failed`` result; errors of the batch itself (a bad model or device) propagate.
+    While it works, the input's outputs are locked (:func:`pointseg_cli.io.locks.try_lock`): an
+    input that another run is segmenting into the same folder is ``skipped`` with the message
+    ``locked by another run``.
 
     Parameters
     ----------
@@ -290,6 +316,9 @@ def segment_one(
         Gives the model for the input's kind.
     progress : callable, optional
         ``progress(task, done, total)`` per tile (task = the file's stem).
+    since : float, optional
+        Start time (``time.time()``) of the batch: with ``overwrite``, outputs written after it
+        come from a concurrent run and are not computed again.
 
     Returns
     -------
@@ -305,7 +334,7 @@ def segment_one(
     shape = tuple(info.shape)
     folder = Path(out_dir) if out_dir is not None else path.parent
     targets = output_paths(folder, info.stem, config)
-    if targets["labels"].exists() and not written_by_pointseg(targets["labels"]):
+    if targets["labels"].is_file() and not written_by_pointseg(targets["labels"]):
         return FileResult(path, "failed", f"'{targets['labels']}' exists and was not written by pointseg segment "
                           "(ground truth?): it is left alone; use --out-dir or move it", shape=shape)
     if not config.overwrite and all(p.exists() for p in targets.values()):
@@ -318,14 +347,32 @@ def segment_one(
     model = predictors.info(kind)
     prov = provenance(model=model.name, model_sha256=model.sha256, options=config.provenance_options())
     try:
-        res = segment_file(path, folder, pred, options=config, axes=config.axes, voxel_size=config.voxel_size,
-                           provenance=prov, progress=progress)
-    except PointsegError as exc:
-        log.debug("segment failed for %s", path, exc_info=True)
-        return FileResult(path, "failed", str(exc), shape=shape, provider=pred.provider, model=model.name)
-    except MemoryError:
-        return FileResult(path, "failed", "out of host memory (try a smaller --tile or --batch-size)",
-                          shape=shape, provider=pred.provider, model=model.name)
+        lock = try_lock(folder, info.stem, task="segment")
+    except OSError as exc:
+        return FileResult(path, "failed", f"cannot lock its outputs in '{folder}': {exc.strerror or exc}",
+                          shape=shape)
+    if lock is None:
+        return FileResult(path, "skipped", "locked by another run", shape=shape)
+    with lock:
+        # another run may have finished this input between the check above and the lock
+        if not config.overwrite and all(p.exists() for p in targets.values()):
+            return FileResult(path, "skipped", "outputs exist", shape=shape)
+        if config.overwrite and _written_since(targets, since):
+            return FileResult(path, "skipped", "written by another run", shape=shape)
+        try:
+            res = segment_file(path, folder, pred, options=config, axes=config.axes, voxel_size=config.voxel_size,
+                               provenance=prov, progress=progress)
+        except PointsegError as exc:
+            log.debug("segment failed for %s", path, exc_info=True)
+            return FileResult(path, "failed", str(exc), shape=shape, provider=pred.provider, model=model.name)
+        except MemoryError:
+            return FileResult(path, "failed", "out of host memory (try a smaller --tile or --batch-size)",
+                              shape=shape, provider=pred.provider, model=model.name)
+        except OSError as exc:  # e.g. the disk filled up or a folder became unwritable while writing
+            log.debug("segment failed for %s", path, exc_info=True)
+            where = f" ({exc.filename})" if exc.filename else ""
+            return FileResult(path, "failed", f"cannot read or write{where}: {exc.strerror or exc}",
+                              shape=shape, provider=pred.provider, model=model.name)
     # Further per-file steps that work on the class map (e.g. object instances) go here.
     outputs = {"labels": res.labels, "probabilities": res.probabilities, "preview": res.preview}
     return FileResult(
@@ -369,22 +416,30 @@ def run_segment(
     Raises
     ------
     PointsegError
-        No input found, a bad model, precision or device, or no default model for any input.
+        Before any file is segmented: no input found, a bad model, precision or device, a tile or
+        axes that do not fit (:func:`check_batch`), an output folder that is a file or not
+        writable. After the batch: no default model for any input (nothing could be segmented).
     """
     from pointseg_cli.io.images import find_images
 
     config = config or SegmentConfig()
+    since = time.time()
     predictors = PredictorCache(model, device=device, precision=config.precision, stain=config.stain)
     paths = find_images(inputs)
     predictors.preload()
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        check_output_dir(out, what="--out-dir")
+    check_batch(paths, config, out_dir=out, predictors=predictors)
+    folders = [out] if out is not None else sorted({p.parent for p in paths})
+    for folder in folders:
+        prepare_output_dir(folder, what="--out-dir" if out is not None else "input folder")
     results: list[FileResult] = []
     for i, path in enumerate(paths):
         if progress is not None:
             progress("all files", i, len(paths))
-        results.append(segment_one(path, config=config, out_dir=out, predictors=predictors, progress=progress))
+        results.append(segment_one(path, config=config, out_dir=out, predictors=predictors, progress=progress,
+                                   since=since))
     if progress is not None:
         progress("all files", len(paths), len(paths))
     if results and all(r.status == "failed" and r.message.startswith(NO_DEFAULT) for r in results):

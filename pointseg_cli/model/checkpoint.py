@@ -86,12 +86,39 @@ def read_checkpoint(path: str | Path, *, device: str = "cpu") -> dict[str, Any]:
     path = resolve_checkpoint(path)
     try:
         data = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise ModelError(f"cannot read checkpoint {path}: expected a pointseg .pt file, got {exc}") from None
+    except MemoryError:
+        raise ModelError(f"cannot read checkpoint {path}: not enough memory") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types (KeyError, UnpicklingError, ...)
+        log.debug("torch.load(%s) failed", path, exc_info=True)
+        reason = _load_failure(path, exc)
+        expected = "expected a .pt file written by 'pointseg train'"
+        raise ModelError(f"cannot read checkpoint {path}: {reason}; {expected}") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise ModelError(f"{path} is not a pointseg checkpoint: expected format {CHECKPOINT_FORMAT}, got {found!r}")
     return data
+
+
+def _load_failure(path: Path, exc: BaseException) -> str:
+    """A short reason for a failed ``torch.load`` (torch's own messages run over many lines of advice)."""
+    text = str(exc)
+    try:
+        if path.stat().st_size == 0:
+            return "the file is empty"
+    except OSError as err:
+        return err.strerror or "the file cannot be read"
+    if isinstance(exc, OSError):
+        return exc.strerror or "the file cannot be read"
+    if "Weights only load failed" in text:
+        if "Unsupported global" in text or "GLOBAL" in text:
+            return "it holds Python objects other than tensors and plain data (not loaded, for safety)"
+        return "it is not a PyTorch file (unreadable pickle data)"
+    if "zip archive" in text or "central directory" in text:
+        return "it is truncated or corrupt (its zip archive cannot be read)"
+    if "hasRecord" in text or isinstance(exc, (KeyError, EOFError, pickle.UnpicklingError)):
+        return "it is not a PyTorch file, or it is truncated or corrupt"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:160]
 
 
 def _net_and_tile(config: Any, path: Path) -> tuple[NetConfig, tuple[int, ...]]:

@@ -101,8 +101,11 @@ class ModelMetadata:
                 f"{source} lacks pointseg metadata {', '.join(missing)} (was it made by 'pointseg export'?)"
             )
         try:
+            classes = json.loads(props[PREFIX + "classes"])
+            if not isinstance(classes, list):
+                raise TypeError(f"{PREFIX}classes must be a JSON list of names; got {props[PREFIX + 'classes']!r}")
             return cls(
-                classes=tuple(json.loads(props[PREFIX + "classes"])),
+                classes=tuple(classes),
                 ndim=int(props[PREFIX + "ndim"]),
                 channels=int(props[PREFIX + "channels"]),
                 normalization=dict(json.loads(props[PREFIX + "normalization"])),
@@ -127,7 +130,61 @@ def read_model_metadata(path: str | Path) -> ModelMetadata:
     except Exception as exc:  # noqa: BLE001 - onnx raises DecodeError and others for corrupt files
         raise ModelError(f"{path.name} is not a readable ONNX model: {exc}") from exc
     props = {p.key: p.value for p in model.metadata_props}
-    return ModelMetadata.from_props(props, source=path.name)
+    meta = ModelMetadata.from_props(props, source=path.name)
+    check_graph(model.graph, meta, source=path.name)
+    return meta
+
+
+#: ONNX tensor element types of the two precisions.
+_ELEM_TYPES = {1: "fp32", 10: "fp16"}
+
+
+def _dims(value: Any) -> list[int | None] | None:
+    """Static sizes (None where symbolic) of a graph input/output, or None when its shape is not declared."""
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in tensor.shape.dim]
+
+
+def check_graph(graph: Any, meta: ModelMetadata, *, source: str = "model") -> None:
+    """Check that an ONNX graph's first input and output agree with its pointseg metadata.
+
+    Input ``(N, C, *spatial)`` and output ``(N, K+1, *spatial)``: the rank must be ``ndim + 2``;
+    ``C`` and ``K+1``, where the graph fixes them, must equal the metadata's channels and number
+    of classes plus background; the element type must match the precision.
+
+    Raises
+    ------
+    ModelError
+        ``"model <source> is inconsistent: ..."`` naming what the metadata and the graph say.
+    """
+    weights = {init.name for init in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in weights]
+    outputs = list(graph.output)
+    if not inputs or not outputs:
+        raise ModelError(f"model {source} is inconsistent: its graph has no input or no output")
+    rank = meta.ndim + 2
+    problems = []
+    for value, what, size, expected in (
+        (inputs[0], "input", meta.channels, "channels"),
+        (outputs[0], "output", meta.n_outputs, "classes + background"),
+    ):
+        dims = _dims(value)
+        elem = _ELEM_TYPES.get(value.type.tensor_type.elem_type)
+        if elem is not None and elem != meta.precision:
+            problems.append(f"its metadata says {meta.precision} but {what} '{value.name}' is {elem}")
+        if dims is None:
+            continue
+        shown = "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+        if len(dims) != rank:
+            problems.append(
+                f"its metadata says {meta.ndim}-D (rank {rank}) but {what} '{value.name}' has rank {len(dims)} {shown}"
+            )
+        elif dims[1] is not None and dims[1] != size:
+            problems.append(f"its metadata says {size} {expected} but {what} '{value.name}' has {dims[1]} {shown}")
+    if problems:
+        raise ModelError(f"model {source} is inconsistent: {'; '.join(problems)}")
 
 
 def metadata_from_loaded(loaded: Any, *, precision: str = "fp32") -> ModelMetadata:

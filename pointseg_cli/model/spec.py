@@ -7,6 +7,8 @@ picks them out, so that loading a checkpoint needs nothing from the training pac
 
 from __future__ import annotations
 
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -96,6 +98,65 @@ class NetConfig:
             found = {n: source[n] for n in names if n in source}
         else:
             found = {n: getattr(source, n) for n in names if hasattr(source, n)}
+        check_types(found, cls, what="network config")
         if isinstance(found.get("classes"), list):
             found["classes"] = tuple(found["classes"])
         return cls(**found)
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+        return f"a list of {len(args)} {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+    if origin is dict or tp is dict:
+        return "an object ({...})"
+    return {int: "an integer", float: "a number", str: "a text", bool: "true or false"}.get(tp, str(tp))
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if tp is type(None):
+        return value is None
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+    if origin is dict or tp is dict:
+        return isinstance(value, dict)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(tp, type):
+        return isinstance(value, tp)
+    return True
+
+
+def check_types(data: Mapping[str, Any], cls: type, *, what: str) -> None:
+    """Check the JSON value of every known field of dataclass ``cls`` in ``data`` against its annotation.
+
+    Catches hand-edited files (``"epochs": "10"``, ``"classes": "nucleus"``) with a message that
+    names the key, before a value of the wrong type is used or silently converted.
+
+    Raises
+    ------
+    ConfigError
+        ``"<what>: 'key' must be an integer; got '10'"``.
+    """
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        tp = hints.get(key)
+        if tp is not None and not _matches(value, tp):
+            raise ConfigError(f"{what}: {key!r} must be {_describe(tp)}; got {value!r}")

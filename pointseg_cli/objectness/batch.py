@@ -3,6 +3,12 @@
 Outputs per image (see docs/file formats): ``<stem>.objectness.tif`` float32 ``(K+1, *spatial)``,
 ``<stem>.regions.tif`` int32, ``<stem>.background.tif`` uint8, optional ``<stem>.preview.png``;
 plus ``objectness.json`` in the output folder recording the configuration, class order and tuning.
+
+Options that do not fit an image (``--spacing`` with the wrong number of values, ``--axes`` with
+the wrong number of letters) and output names taken by folders stop the run before any image is
+processed. While an image is processed its outputs are locked (:mod:`pointseg_cli.io.locks`): an
+image that another run is processing into the same folder is skipped (``locked by another run``).
+Temporary files and locks that killed runs left in the output folder are removed at the start.
 """
 
 from __future__ import annotations
@@ -28,8 +34,10 @@ from pointseg_cli.io.images import (
     write_png,
     write_tiff,
 )
+from pointseg_cli.io.locks import try_lock
 from pointseg_cli.io.masks import find_masks, read_labels
 from pointseg_cli.io.points import PointTable, read_points_csv
+from pointseg_cli.io.writers import check_output_dir, check_output_path, prepare_output_dir
 from pointseg_cli.objectness.pipeline import ObjectnessConfig, grow_prepared, prepare_image
 from pointseg_cli.objectness.preview import render_preview
 from pointseg_cli.objectness.tune import TuneResult, TuneSample, tune
@@ -51,6 +59,7 @@ class ImageOutcome:
     outputs: tuple[Path, ...] = ()
     error: str | None = None
     seconds: float = 0.0
+    note: str = ""  # why an image was skipped (e.g. "locked by another run")
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,40 @@ def _tune_samples(
     return samples
 
 
+OUTPUT_KINDS = ("objectness", "regions", "background")
+
+
+def _output_paths(out_dir: Path, stem: str, *, preview: bool) -> list[Path]:
+    names = [f"{stem}.{kind}.tif" for kind in OUTPUT_KINDS] + ([f"{stem}.preview.png"] if preview else [])
+    return [out_dir / n for n in names]
+
+
+def _check_before_work(
+    pairs: Sequence[tuple[Path, str]], out_dir: Path, *, config: ObjectnessConfig, axes: str | None, preview: bool
+) -> None:
+    """Usage errors found from the images' headers and the output folder, before any image is processed."""
+    check_output_dir(out_dir, what="--out")
+    check_output_path(out_dir / SIDECAR)
+    for path, stem in pairs:
+        try:
+            info = read_info(path, axes=axes)
+        except PointsegError as exc:
+            if axes is not None and isinstance(exc, ImageFormatError):
+                try:
+                    read_info(path)
+                except PointsegError:
+                    continue  # the image itself is bad: reported when it is processed
+                raise ConfigError(str(exc)) from None
+            continue
+        if config.spacing is not None and len(config.spacing) != info.ndim:
+            raise ConfigError(
+                f"--spacing has {len(config.spacing)} values but '{path.name}' has {info.ndim} spatial axes "
+                f"({info.spatial_axes}); give one value per spatial axis"
+            )
+        for target in _output_paths(out_dir, stem, preview=preview):
+            check_output_path(target)
+
+
 def _process(
     path: Path, stem: str, points: PointTable, out_dir: Path, *, config: ObjectnessConfig, axes: str | None,
     preview: bool, target: np.ndarray | None, voxel_size: Sequence[float] | None = None, use_voxel_size: bool = False,
@@ -135,19 +178,47 @@ def _process(
     spatial_axes = "ZYX"[3 - ndim:]
     meta = {"classes": ["background", *points.class_names], "w": config.w, "mode": config.mode,
             "cost": config.cost, "spacing": list(config.spacing) if config.spacing else None, "pointseg": __version__}
+    paths = _output_paths(out_dir, stem, preview=preview)
     outputs = [
-        write_tiff(out_dir / f"{stem}.objectness.tif", res.soft_labels(len(points.class_names)),
-                   axes="C" + spatial_axes, metadata=meta, compression="zlib", voxel_size=vsize),
-        write_tiff(out_dir / f"{stem}.regions.tif", res.regions, axes=spatial_axes, compression="zlib",
-                   voxel_size=vsize),
-        write_tiff(out_dir / f"{stem}.background.tif", res.background.astype(np.uint8), axes=spatial_axes,
+        write_tiff(paths[0], res.soft_labels(len(points.class_names)), axes="C" + spatial_axes, metadata=meta,
                    compression="zlib", voxel_size=vsize),
+        write_tiff(paths[1], res.regions, axes=spatial_axes, compression="zlib", voxel_size=vsize),
+        write_tiff(paths[2], res.background.astype(np.uint8), axes=spatial_axes, compression="zlib",
+                   voxel_size=vsize),
     ]
     if preview:
         seeds = pts.pixel_coords(ndim)
-        outputs.append(write_png(out_dir / f"{stem}.preview.png", render_preview(x, res, seeds, channel_axis=ch)))
+        outputs.append(write_png(paths[3], render_preview(x, res, seeds, channel_axis=ch)))
     return ImageOutcome(stem=stem, path=path, seeds=len(pts), shape=res.regions.shape, outputs=tuple(outputs),
                         seconds=time.perf_counter() - t0)
+
+
+def _process_locked(
+    path: Path, stem: str, points: PointTable, out_dir: Path, *, config: ObjectnessConfig, axes: str | None,
+    preview: bool, target: np.ndarray | None, voxel_size: Sequence[float] | None = None, use_voxel_size: bool = False,
+) -> ImageOutcome:
+    """:func:`_process` under the image's output lock; a failure of this image becomes its outcome."""
+    seeds = len(points.for_image(stem))
+    try:
+        lock = try_lock(out_dir, stem, task="objectness")
+    except OSError as exc:
+        return ImageOutcome(stem=stem, path=path, seeds=seeds, shape=(),
+                            error=f"{stem}: cannot lock its outputs: {exc.strerror or exc}")
+    if lock is None:
+        return ImageOutcome(stem=stem, path=path, seeds=seeds, shape=(), note="locked by another run")
+    with lock:
+        try:
+            return _process(path, stem, points, out_dir, config=config, axes=axes, preview=preview, target=target,
+                            voxel_size=voxel_size, use_voxel_size=use_voxel_size)
+        except PointsegError as exc:
+            message = str(exc)
+            log.debug("image %s failed", stem, exc_info=True)
+        except MemoryError:
+            message = "out of host memory"
+        except OSError as exc:  # e.g. the disk filled up while writing
+            message = f"cannot read or write{f' ({exc.filename})' if exc.filename else ''}: {exc.strerror or exc}"
+            log.debug("image %s failed", stem, exc_info=True)
+    return ImageOutcome(stem=stem, path=path, seeds=seeds, shape=(), error=f"{stem}: {message}")
 
 
 def run_objectness(
@@ -226,7 +297,8 @@ def run_objectness(
         raise ImageFormatError(f"stain target {str(stain_target)!r} must be RGB (Y, X, 3); got shape {target.shape}")
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_before_work(pairs, out, config=config, axes=axes, preview=preview)
+    prepare_output_dir(out, what="--out")
     tuned = None
     if tune_masks is not None:
         if use_voxel_size and config.spacing is None:
@@ -242,13 +314,8 @@ def run_objectness(
 
     outcomes = []
     for i, (path, stem) in enumerate(pairs):
-        try:
-            outcomes.append(_process(path, stem, points, out, config=config, axes=axes, preview=preview,
-                                     target=target, voxel_size=voxel_size, use_voxel_size=use_voxel_size))
-        except PointsegError as exc:
-            log.debug("image %s failed", stem, exc_info=True)
-            outcomes.append(ImageOutcome(stem=stem, path=path, seeds=len(points.for_image(stem)), shape=(),
-                                         error=f"{stem}: {exc}"))
+        outcomes.append(_process_locked(path, stem, points, out, config=config, axes=axes, preview=preview,
+                                        target=target, voxel_size=voxel_size, use_voxel_size=use_voxel_size))
         progress("images", i + 1, len(pairs))
 
     sidecar = out / SIDECAR
@@ -275,7 +342,8 @@ def run_objectness(
             "iou": tuned.iou,
             "table": [{"diffusion_iterations": d, "w": w, "iou": s} for d, w, s in tuned.table],
         },
-        "images": {o.stem: {"seeds": o.seeds, "shape": list(o.shape), "error": o.error} for o in outcomes},
+        "images": {o.stem: {"seeds": o.seeds, "shape": list(o.shape), "error": o.error, "skipped": o.note or None}
+                   for o in outcomes},
     }
     with atomic_output(sidecar) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=2))

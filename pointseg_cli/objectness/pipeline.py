@@ -77,10 +77,12 @@ class ObjectnessConfig:
             check_choice("stain method", self.stain_method, STAIN_METHODS)
         if self.diffusion_iterations < 0:
             raise ConfigError(f"diffusion iterations must be >= 0; got {self.diffusion_iterations}")
-        if not self.diffusion_kappa > 0:
-            raise ConfigError(f"diffusion kappa must be > 0; got {self.diffusion_kappa}")
+        if not (np.isfinite(self.diffusion_kappa) and self.diffusion_kappa > 0):
+            raise ConfigError(f"diffusion kappa must be a positive finite number; got {self.diffusion_kappa}")
         if self.spacing is not None:
             object.__setattr__(self, "spacing", tuple(float(s) for s in self.spacing))
+            if len(self.spacing) not in (2, 3) or not all(np.isfinite(s) and s > 0 for s in self.spacing):
+                raise ConfigError(f"spacing must be 2 or 3 positive finite numbers; got {self.spacing}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (normalisation nested as its own dict)."""

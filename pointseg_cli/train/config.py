@@ -16,6 +16,7 @@ from typing import Any
 
 from pointseg_cli.devices import DEVICE_CHOICES
 from pointseg_cli.errors import ConfigError, check_choice
+from pointseg_cli.model.spec import check_types
 from pointseg_cli.nets.arch import ARCH_DIVISOR as _DIVISOR
 from pointseg_cli.nets.arch import ARCH_NDIM as _NDIM
 from pointseg_cli.nets.arch import ARCHS, ENCODERS
@@ -205,6 +206,7 @@ class TrainConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"unknown training config keys {unknown}; expected a subset of {sorted(names)}")
+        check_types(data, cls, what="training config")
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         kw.setdefault("objectness_cost", "parent")  # runs saved before the option existed used the parent cost
         return cls(**kw)
@@ -227,7 +229,10 @@ class TrainConfig:
             raise ConfigError(f"cannot read training config {path}: expected JSON, got {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"training config {path} must hold a JSON object; got {type(data).__name__}")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"training config {path}: {str(exc).removeprefix('training config: ')}") from None
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""

@@ -154,3 +154,18 @@ def good_folder(tmp_path: Path) -> Path:
     folder.mkdir()
     tifffile.imwrite(folder / "a.tif", IMAGE)
     return folder
+
+
+def only_line(res, *needles: str) -> str:  # noqa: ANN001
+    """Exit 2 and the whole output is one ``error:`` line containing every needle (no table, no traceback)."""
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+    for needle in needles:
+        assert needle in lines[0], res.output
+    return lines[0]
+
+
+def snapshot(*folders: Path) -> set[str]:
+    """Every path under ``folders`` (to show that a command left nothing behind, under any name)."""
+    return {str(p) for f in folders if f.exists() for p in f.rglob("*")}
