@@ -42,6 +42,8 @@ IMAGE_SUFFIXES = TIFF_SUFFIXES + ZARR_SUFFIXES + PNG_SUFFIXES
 #: Name parts of files that pointseg itself writes; listings never take them as inputs.
 DERIVED_MARKERS = (
     ".labels", ".instances", ".objectness", ".regions", ".background", ".probabilities", ".classes", ".preview",
+    # masks and ground truth beside the images (the names pointseg_cli.io.masks accepts) are never inputs
+    "_labels", ".masks", "_masks", ".mask", "_mask",
 )
 
 
@@ -62,7 +64,7 @@ def image_stem(path: str | Path) -> str:
 
 
 def is_derived(path: str | Path) -> bool:
-    """True for names pointseg writes as outputs (``x.labels.tif``, ``x.objectness.tif``, ...)."""
+    """True for names pointseg writes as outputs (``x.labels.tif``, ``x.objectness.tif``, ...) and mask names."""
     stem = image_stem(path)
     return any(stem.endswith(marker) for marker in DERIVED_MARKERS)
 

@@ -118,3 +118,14 @@ def test_dangling_link_and_unlistable_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "listdir", denied)
     with pytest.raises(InputError, match="cannot be listed: permission denied"):
         find_images([tmp_path])
+
+
+def test_a_folder_scan_leaves_out_masks_beside_the_images(tmp_path) -> None:
+    import numpy as np
+    import tifffile
+
+    from pointseg_cli.io.images import find_images
+
+    for name in ("a.tif", "a.masks.tif", "a_mask.tif", "b_labels.tif", "b.tif"):
+        tifffile.imwrite(tmp_path / name, np.zeros((8, 8), np.uint8))
+    assert [p.name for p in find_images([tmp_path])] == ["a.tif", "b.tif"]
