@@ -76,7 +76,7 @@ class ClusterConfig:
     threads: int | None = None
     mode: str = "auto"
     block_voxels: int = 1 << 25
-    connect_timeout: float = 5.0
+    connect_timeout: float = 3.0
 
     def __post_init__(self) -> None:
         check_choice("distributed mode", self.mode, MODES)
