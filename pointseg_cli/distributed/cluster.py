@@ -67,6 +67,9 @@ class ClusterConfig:
         ``auto``: blocks when the inputs are exactly one file, files otherwise.
     block_voxels : int
         Upper bound on the voxels of one block (its memory is about 20 bytes per voxel and class).
+    chunks : tuple of int, optional
+        Spatial chunk shape of the output stores (default 32 × 256 × 256, or 512 × 512 in 2D);
+        blocks are made of whole chunks, so no two blocks write the same chunk.
     connect_timeout : float
         Seconds to wait for the scheduler before giving up.
     """
@@ -76,6 +79,7 @@ class ClusterConfig:
     threads: int | None = None
     mode: str = "auto"
     block_voxels: int = 1 << 25
+    chunks: tuple[int, ...] | None = None
     connect_timeout: float = 3.0
 
     def __post_init__(self) -> None:
@@ -91,6 +95,8 @@ class ClusterConfig:
             raise ConfigError(f"threads per worker must be >= 1; got {self.threads}")
         if self.block_voxels < 1:
             raise ConfigError(f"block voxels must be >= 1; got {self.block_voxels}")
+        if self.chunks is not None and (len(self.chunks) not in (2, 3) or any(int(c) < 1 for c in self.chunks)):
+            raise ConfigError(f"chunks must be 2 or 3 positive sizes; got {self.chunks}")
         if self.connect_timeout <= 0:
             raise ConfigError(f"connect timeout must be > 0 seconds; got {self.connect_timeout}")
         if self.scheduler is not None and "://" not in self.scheduler and ":" not in self.scheduler:

@@ -84,7 +84,7 @@ def run_segment_distributed(
         out.mkdir(parents=True, exist_ok=True)
         if blocks:
             res = run_volume(client, paths[0], config, out_dir=out, spec=spec, block_voxels=cluster.block_voxels,
-                             min_blocks=2 * max(1, n_workers), progress=progress)
+                             chunks=cluster.chunks, min_blocks=2 * max(1, n_workers), progress=progress)
             files = (res,)
         else:
             files = tuple(run_files(client, paths, config, out_dir=out, spec=spec, progress=progress))

@@ -47,8 +47,12 @@ def volume_outputs(out_dir: Path, stem: str, config: SegmentConfig) -> dict[str,
     return paths
 
 
-def store_chunks(spatial: Sequence[int]) -> tuple[int, ...]:
-    """Chunk shape of the label store: 32 planes × 256 × 256 for volumes, 512 × 512 for 2D images."""
+def store_chunks(spatial: Sequence[int], chunks: Sequence[int] | None = None) -> tuple[int, ...]:
+    """Chunk shape of the label store: ``chunks``, or 32 planes × 256 × 256 for volumes, 512 × 512 in 2D."""
+    if chunks is not None:
+        if len(chunks) != len(spatial):
+            raise ConfigError(f"chunks must have {len(spatial)} sizes for this image {tuple(spatial)}; got {chunks}")
+        return tuple(min(int(s), int(c)) for s, c in zip(spatial, chunks, strict=True))
     if len(spatial) == 3:
         return (min(spatial[0], 32), min(spatial[1], 256), min(spatial[2], 256))
     return tuple(min(s, 512) for s in spatial)
@@ -111,6 +115,7 @@ def run_volume(
     out_dir: Path,
     spec: ModelSpec,
     block_voxels: int,
+    chunks: Sequence[int] | None = None,
     min_blocks: int = 1,
     progress: ProgressCallback | None = None,
 ) -> FileResult:
@@ -139,7 +144,7 @@ def run_volume(
             raise
         return FileResult(path, "failed", str(exc), shape=shape)
     spatial = plan.grid.shape
-    chunks = store_chunks(spatial)
+    chunks = store_chunks(spatial, chunks)
     blocks = plan_blocks(spatial, chunks, max_voxels=block_voxels, min_blocks=min_blocks)
     scale = list(plan.voxel_size) if plan.voxel_size else [1.0] * len(spatial)
     extra = {"classes": ["background", *plan.classes], "model": spec.model, "input": path.name,
