@@ -28,7 +28,7 @@ import numpy as np
 
 from pointseg_cli.distributed.files import worker_lost
 from pointseg_cli.distributed.worker import ModelSpec, VolumePlan, plan_volume_task, segment_block_task
-from pointseg_cli.errors import ConfigError, PointsegError
+from pointseg_cli.errors import ConfigError, DeviceError, ModelError, PointsegError
 from pointseg_cli.infer.batch import FileResult, SegmentConfig
 from pointseg_cli.progress import ProgressCallback
 
@@ -139,9 +139,9 @@ def run_volume(
         return FileResult(path, "skipped", "outputs exist", shape=shape)
     try:
         plan: VolumePlan = client.submit(plan_volume_task, str(path), config=config, spec=spec, pure=False).result()
+    except (ConfigError, ModelError, DeviceError):
+        raise  # the batch's settings, not this file
     except PointsegError as exc:
-        if isinstance(exc, ConfigError) or type(exc).__name__ in ("ModelError", "DeviceError"):
-            raise
         return FileResult(path, "failed", str(exc), shape=shape)
     spatial = plan.grid.shape
     chunks = store_chunks(spatial, chunks)
@@ -159,8 +159,9 @@ def run_volume(
                               chunks=(1, *chunks), axes="C" + plan.spatial_axes, scale=[1.0, *scale], extra=extra)
             tiles = _run_blocks(client, path, blocks, plan=plan, config=config, spec=spec, tmp=tmp,
                                 task=f"{info.stem} blocks", progress=progress)
-            # Instances across blocks (per-block ids offset and merged over block faces) plug in here,
-            # on the complete temporary label store, before it is renamed.
+            # Hook for object instances across blocks (not built yet): label each block, offset its
+            # ids by the block index, union-find the id pairs that touch across block faces and
+            # relabel, here, on the complete temporary store, before anything is renamed.
             if "preview" in tmp:
                 _write_preview(tmp["preview"], path, tmp["labels"], plan, config)
     except _BlockFailed as exc:
