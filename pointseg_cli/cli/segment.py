@@ -13,7 +13,7 @@ from pointseg_cli.cli._common import RichProgress, console, err_console, get_sta
 from pointseg_cli.errors import BatchError, ConfigError
 
 if TYPE_CHECKING:
-    from pointseg_cli.infer.batch import FileResult, SegmentBatchResult
+    from pointseg_cli.infer.batch import FileResult, SegmentBatchResult, SegmentConfig
 
 
 def _parse_tile(text: str | None) -> tuple[int, ...] | None:
@@ -69,6 +69,16 @@ def command(
         False, "--no-stain-normalize",
         help="Skip the model's H&E stain normalisation (for images already normalised to its target).",
     ),
+    dask: bool = typer.Option(
+        False, "--dask", help="Run on a local Dask cluster, one worker process per core (needs pointseg[distributed]). "
+        "Several inputs run as one task each; a single input is split into blocks and written as <stem>.labels.zarr.",
+    ),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Run on an existing Dask cluster instead, e.g. tcp://host:8786."
+    ),
+    dask_workers: int | None = typer.Option(
+        None, "--dask-workers", help="Worker processes of a local Dask cluster (default: one per core); implies --dask."
+    ),
 ) -> None:
     """Segment images and volumes with a trained model; writes `<stem>.labels.tif` (class ids).
 
@@ -92,12 +102,32 @@ def command(
         probabilities=probabilities, preview=preview, overwrite=overwrite, axes=axes, stain=not no_stain_normalize,
         voxel_size=parse_floats(voxel_size, what="--voxel-size"),
     )
-    resolved = resolve_device(device, backend=model_backend(model))
-    with RichProgress() as progress:
-        result = run_segment(inputs, config, out_dir=out_dir, model=model, device=resolved, progress=progress)
+    if dask or scheduler or dask_workers is not None:
+        result = _run_dask(inputs, config, out_dir=out_dir, model=model, device=device, scheduler=scheduler,
+                           workers=dask_workers)
+    else:
+        resolved = resolve_device(device, backend=model_backend(model))
+        with RichProgress() as progress:
+            result = run_segment(inputs, config, out_dir=out_dir, model=model, device=resolved, progress=progress)
     _render(result)
     if result.n_failed:
         raise BatchError(result.n_failed, len(result.files))
+
+
+def _run_dask(inputs: list[str], config: SegmentConfig, *, out_dir: Path, model: str | None, device: str,
+              scheduler: str | None, workers: int | None) -> SegmentBatchResult:
+    """The same batch on Dask; the device is resolved on each worker, for its own hardware."""
+    import logging
+
+    from pointseg_cli.distributed import ClusterConfig, require_distributed, run_segment_distributed
+
+    cluster = ClusterConfig(scheduler=scheduler, workers=workers)
+    require_distributed()  # exit 2 with the install command when missing
+    # Dask logs every connection at INFO; show its warnings only, unless debugging.
+    logging.getLogger("distributed").setLevel(logging.DEBUG if get_state().debug else logging.WARNING)
+    with RichProgress() as progress:
+        return run_segment_distributed(inputs, config, out_dir=out_dir, model=model, device=device, cluster=cluster,
+                                       progress=progress)
 
 
 def _row(res: FileResult) -> tuple[str, str, str, str, str, str]:

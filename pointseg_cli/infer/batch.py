@@ -200,16 +200,20 @@ class PredictorCache:
         See :class:`SegmentConfig`.
     stain : bool
         Whether stain normalisation is applied (only logged here).
+    threads : int, optional
+        Intra-op CPU threads per ONNX model (see :func:`~pointseg_cli.infer.predictors.make_predictor`).
     """
 
     def __init__(
-        self, model: str | Path | Predictor | None, *, device: str, precision: str = "auto", stain: bool = True
+        self, model: str | Path | Predictor | None, *, device: str, precision: str = "auto", stain: bool = True,
+        threads: int | None = None,
     ) -> None:
         check_choice("device", device, RESOLVED_DEVICES)
         self.model = model
         self.device = device
         self.precision = precision
         self.stain = stain
+        self.threads = threads
         self._cache: dict[str, Predictor] = {}
         self._info: dict[str, ModelInfo] = {}
 
@@ -251,7 +255,7 @@ class PredictorCache:
         key = self._key(kind)
         if key not in self._cache:
             model_path = resolve_model(self.model, kind=kind)
-            pred = make_predictor(model_path, device=self.device, precision=self.precision)
+            pred = make_predictor(model_path, device=self.device, precision=self.precision, threads=self.threads)
             self._info[key] = _model_info(self.model, kind, model_path)
             log.info("model %s runs on %s", model_path, pred.provider)
             stain = pred.metadata.normalization.get("stain")

@@ -210,7 +210,9 @@ class TorchPredictor:
             return y.float().cpu().numpy()
 
 
-def make_predictor(model_path: str | Path, *, device: str = "auto", precision: str = "auto") -> Predictor:
+def make_predictor(
+    model_path: str | Path, *, device: str = "auto", precision: str = "auto", threads: int | None = None
+) -> Predictor:
     """Predictor for an ``.onnx`` file, or a training run dir / ``.pt`` checkpoint (PyTorch).
 
     Parameters
@@ -224,6 +226,9 @@ def make_predictor(model_path: str | Path, *, device: str = "auto", precision: s
     precision : {"auto", "fp32", "fp16"}
         For checkpoints: ``auto`` is fp16 on CUDA, fp32 on the CPU. For ONNX models the precision
         is fixed at export; a value other than ``auto`` must match it.
+    threads : int, optional
+        Intra-op CPU threads of an ONNX model's session (onnxruntime's default, all cores, when
+        None); several worker processes on one machine each take a share.
     """
     check_choice("precision", precision, PRECISION_CHOICES)
     path = Path(model_path)
@@ -235,7 +240,7 @@ def make_predictor(model_path: str | Path, *, device: str = "auto", precision: s
                     f"--precision {precision} needs an {precision} ONNX model (pointseg export --precision "
                     f"{precision}); {path.name} is {meta.precision}"
                 )
-        return OrtPredictor(path, device=device)
+        return OrtPredictor(path, device=device, threads=threads)
     torch_device = devices.resolve_device(device, backend="torch")
     prec = "fp16" if precision == "fp16" or (precision == "auto" and torch_device == "cuda") else "fp32"
     return TorchPredictor.from_checkpoint(path, device=torch_device, precision=prec)

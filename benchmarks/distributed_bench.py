@@ -1,0 +1,136 @@
+"""One process vs a Dask LocalCluster (1 and 2 workers): many files, and one large volume.
+
+Cases (issue 13): 8 volumes of ``--file-shape`` (default 32x256x256), and one volume of
+``--shape`` (default 128x1024x1024), segmented with the default 3D model (``--model``).
+
+Fair threading: the one-process run uses onnxruntime's default intra-op pool (all cores); a local
+cluster of N worker processes gives each worker ``cores // N`` intra-op threads and one task at a
+time, so no run has more compute threads than cores. Cluster start-up (seconds, printed apart) is
+not included in the throughput; loading the model on each worker is.
+
+Printed per case: seconds, throughput in Mvoxels/s, ratio to one process, and whether the labels
+equal the one-process labels. Usage::
+
+    python benchmarks/distributed_bench.py                        # full sizes (several minutes on 2 cores)
+    python benchmarks/distributed_bench.py --shape 64,512,512 --file-shape 32,192,192   # quicker
+    python benchmarks/distributed_bench.py --skip-volume          # many files only
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(","))
+
+
+def make_volume(path: Path, shape: tuple[int, ...], *, seed: int = 0) -> None:
+    """uint16 blobs plus noise, written in plane blocks through a memory map."""
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    mm = tifffile.memmap(path, shape=shape, dtype=np.uint16)
+    yy, xx = np.mgrid[0 : shape[1], 0 : shape[2]]
+    base = (np.sin(yy / 9.0) * np.cos(xx / 7.0) * 800 + 1000).astype(np.float32)
+    for z in range(0, shape[0], 16):
+        n = min(16, shape[0] - z)
+        noise = rng.normal(0, 100, size=(n, *shape[1:])).astype(np.float32)
+        mm[z : z + n] = np.clip(base[None] * (1 + 0.3 * np.sin(z / 5.0)) + noise, 0, 65535).astype(np.uint16)
+    mm.flush()
+    del mm
+
+
+def _labels(path: Path) -> np.ndarray:
+    import tifffile
+    import zarr
+
+    if path.suffix == ".zarr":
+        return zarr.open_array(str(path / "0"), mode="r")[...]
+    return tifffile.imread(path)
+
+
+def _row(name: str, seconds: float, voxels: int, base: float | None, same: str) -> None:
+    thr = voxels / seconds / 1e6
+    ratio = f"{base / seconds:5.2f}x" if base else "  1.00x"
+    print(f"  {name:<26} {seconds:8.1f} s  {thr:7.3f} Mvox/s  {ratio}  labels equal: {same}", flush=True)
+
+
+def run_case(title: str, inputs: list[Path], voxels: int, args: argparse.Namespace, work: Path) -> None:
+    from distributed import LocalCluster
+
+    from pointseg_cli.distributed import ClusterConfig, run_segment_distributed
+    from pointseg_cli.distributed.cluster import available_cores
+    from pointseg_cli.infer import SegmentConfig, run_segment
+
+    config = SegmentConfig()
+    print(f"{title}: {len(inputs)} input(s), {voxels / 1e6:.1f} Mvoxels, model {args.model}", flush=True)
+    out1 = work / f"{title}-one"
+    t = time.perf_counter()
+    res = run_segment(inputs, config, out_dir=out1, model=args.model, device="cpu")
+    base = time.perf_counter() - t
+    if res.n_failed:
+        raise SystemExit(f"one process failed: {res.failures[0].message}")
+    ref = {f.path.stem: _labels(f.outputs["labels"]) for f in res.files}
+    _row("one process", base, voxels, None, "-")
+    cores = available_cores()
+    for n in args.workers:
+        threads = max(1, cores // n)
+        t = time.perf_counter()
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.ERROR) as cluster:
+            startup = time.perf_counter() - t
+            out = work / f"{title}-dask{n}"
+            t = time.perf_counter()
+            dist = run_segment_distributed(
+                inputs, config, out_dir=out, model=args.model, device="cpu",
+                cluster=ClusterConfig(scheduler=cluster.scheduler_address, threads=threads),
+            )
+            seconds = time.perf_counter() - t
+        if dist.n_failed:
+            raise SystemExit(f"Dask run failed: {dist.failures[0].message}")
+        same = all(np.array_equal(_labels(f.outputs["labels"]), ref[f.path.stem]) for f in dist.files)
+        _row(f"Dask {n} worker(s) x {threads} thr", seconds, voxels, base, str(same))
+        print(f"  {'':<26} (cluster start-up {startup:.1f} s, not included)", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="nuclei-3d")
+    ap.add_argument("--files", type=int, default=8)
+    ap.add_argument("--file-shape", type=_ints, default=(32, 256, 256))
+    ap.add_argument("--shape", type=_ints, default=(128, 1024, 1024), help="the one large volume")
+    ap.add_argument("--workers", type=_ints, default=(1, 2), help="local cluster sizes to try")
+    ap.add_argument("--skip-files", action="store_true")
+    ap.add_argument("--skip-volume", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="pointseg-dask-bench-"))
+    try:
+        if not args.skip_files:
+            (work / "files").mkdir()
+            paths = []
+            for i in range(args.files):
+                paths.append(work / "files" / f"f{i}.tif")
+                make_volume(paths[-1], args.file_shape, seed=i)
+            run_case("files", paths, args.files * int(np.prod(args.file_shape)), args, work)
+        if not args.skip_volume:
+            (work / "volume").mkdir()
+            make_volume(work / "volume" / "big.tif", args.shape)
+            run_case("volume", [work / "volume" / "big.tif"], int(np.prod(args.shape)), args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
