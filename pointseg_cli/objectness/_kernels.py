@@ -1,25 +1,40 @@
 """Numba kernels for seeded region growing on flat, padded arrays.
 
 Nothing here validates its inputs; :mod:`pointseg_cli.objectness.grow` does that, pads and
-ravels. Shared preconditions of the growing kernels:
+ravels. Shared preconditions of the growing kernel:
 
 - ``image`` is float32 ``(P, C)``: the padded image raveled over its spatial axes, channels last.
-- ``regions`` is int32 ``(P,)``: ``-1`` on the one-voxel sentinel border, ``0`` everywhere else.
-  Because every border voxel is ``-1``, neighbour look-ups ``p + offsets[k]`` from an interior
-  voxel never leave the array and need no bounds tests.
-- ``dist`` is float64 ``(P,)``, filled with ``inf``.
+- ``regions`` is int32 ``(P,)``: ``-1`` on the one-voxel sentinel border, ``0`` everywhere else
+  except at the seeds, which hold their region ids. Because every border voxel is ``-1``,
+  neighbour look-ups ``p + offsets[k]`` from an interior voxel never leave the array and need no
+  bounds tests.
+- ``dist`` is float64 ``(P,)``, ``inf`` except ``0`` at the seeds.
 - ``offsets`` (int64) are the flat neighbour displacements in visiting order; ``weights``
   (float64) multiply the intensity cost of a step along the matching offset.
-- ``seeds`` (int64) are distinct interior flat indices; ``seed_labels`` (int32) their region ids.
 - ``cost_mode`` is :data:`COST_PARENT` (a step ``p -> q`` costs ``sum_c (I[q,c] - I[p,c])**2``) or
   :data:`COST_SEED` (it costs ``sum_c (I[q,c] - refs[r-1,c])**2`` where ``r`` is the region id of
   ``p``); ``refs`` is float64 ``(R, C)`` with a row per region id ``1..R`` (ignored, any shape
   ``(>=0, C)``, for :data:`COST_PARENT`). Both are times the offset's weight.
 
-The priority queue is a binary min-heap held in three parallel arrays (key, insertion counter,
-node) and ordered on ``(key, counter)`` so that ties pop first-in first-out. It holds only the
-growing front, so it starts small and doubles when full. (A 4-ary heap and a packed 16-byte
-entry layout were tried and measured no faster here.)
+The priority queue pops entries in ``(distance, push order)`` order, exactly as a binary heap on
+``(key, counter)`` would. Because every step cost is ``>= 0``, popped distances never decrease, so
+the queue is a circular *bucket* queue over the quantised distance ``floor(d * inv_delta)``:
+
+- the bucket being drained lives in a small binary heap on ``(key, counter)`` (``hkey``, ``hcnt``,
+  ``hnode``); pushes that fall into it go straight to the heap;
+- every later bucket within the window of ``len(bhead)`` buckets is a singly linked list, newest
+  first, in a pool of 3-word entries ``(key, node, next)`` (``pool`` int64 and its float64 view
+  ``pool_f``) with a free list. When a bucket's turn comes its list is moved into the heap with
+  counters that keep the push order (the heap is empty then, so only the order within a bucket
+  matters);
+- pushes beyond the window go to an *overflow* heap on ``(key, overflow counter)``, moved into
+  their bucket's list as soon as the window reaches them (before any direct push to that bucket
+  can happen, so list order stays push order).
+
+Ties therefore pop first-in first-out, as in the reference. The bucket width only changes speed,
+never the result. :func:`grow_buckets` does not allocate: when the pool, the heap or the overflow
+heap might run out it saves its state and returns :data:`NEED_SPACE`, and the caller grows the
+arrays and calls again.
 """
 
 from __future__ import annotations
@@ -37,7 +52,7 @@ def _less(k1: float, c1: int, k2: float, c2: int) -> bool:
     return k1 < k2 or (k1 == k2 and c1 < c2)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _push(hkey, hcnt, hnode, size, key, cnt, node):  # noqa: ANN001, ANN202
     """Insert ``(key, cnt, node)`` at position ``size`` and sift it up. Capacity must suffice."""
     pos = size
@@ -54,7 +69,7 @@ def _push(hkey, hcnt, hnode, size, key, cnt, node):  # noqa: ANN001, ANN202
     hnode[pos] = node
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pop_root(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
     """Remove the root of a heap holding ``size`` entries (the caller has read it first)."""
     last = size - 1
@@ -81,19 +96,6 @@ def _pop_root(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
         hnode[pos] = node
 
 
-@njit(cache=True)
-def _grow_heap(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
-    """Copies of the heap arrays with twice the capacity (same dtypes)."""
-    cap = 2 * hkey.shape[0]
-    nk = np.empty(cap, hkey.dtype)
-    nc = np.empty(cap, hcnt.dtype)
-    nn = np.empty(cap, hnode.dtype)
-    nk[:size] = hkey[:size]
-    nc[:size] = hcnt[:size]
-    nn[:size] = hnode[:size]
-    return nk, nc, nn
-
-
 @njit(cache=True, inline="always")
 def _step_cost(image, refs, cost_mode, p, q, lab, weight):  # noqa: ANN001, ANN202
     c = 0.0
@@ -109,91 +111,155 @@ def _step_cost(image, refs, cost_mode, p, q, lab, weight):  # noqa: ANN001, ANN2
     return weight * c
 
 
-@njit(cache=True)
-def _push_seeds(regions, dist, seeds, seed_labels, hkey, hcnt, hnode):  # noqa: ANN001, ANN202
-    """Label the seeds, set their distance to 0 and push them in order; returns the heap size."""
-    for i in range(seeds.shape[0]):
-        s = seeds[i]
-        regions[s] = seed_labels[i]
-        dist[s] = 0.0
-        _push(hkey, hcnt, hnode, i, 0.0, i, s)
-    return seeds.shape[0]
+#: Return codes of :func:`grow_buckets`.
+DONE = 0
+NEED_SPACE = 1
+
+#: Layout of the ``state`` array of :func:`grow_buckets` (int64).
+(S_SIZE, S_COUNTER, S_CUR, S_PENDING, S_FREE, S_USED, S_POPPED, S_OSIZE, S_OSEQ) = range(9)
+STATE_LEN = 9
 
 
 @njit(cache=True)
-def grow_paper(  # noqa: ANN201
-    image, regions, dist, offsets, weights, seeds, seed_labels, refs, cost_mode, hkey, hcnt, hnode  # noqa: ANN001
+def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
+    image, regions, dist, offsets, weights, refs, cost_mode, geodesic, inv_delta,  # noqa: ANN001
+    bhead, pool, pool_f, hkey, hcnt, hnode, okey, ocnt, onode, state,  # noqa: ANN001
 ):
-    """Region growing as in Li, Dey et al.: a voxel is labelled, for good, when first pushed.
+    """Grow all regions; resumable. Returns :data:`DONE` or :data:`NEED_SPACE`.
 
-    ``hkey`` (float64), ``hcnt`` and ``hnode`` (int32 or int64, wide enough for the number of
-    voxels) are the initial heap storage (at least one entry per seed); the heap doubles when
-    full. Fills ``regions`` and ``dist`` in place and returns the number of voxels popped.
+    ``geodesic`` False: a voxel is labelled, for good, when first pushed (the paper's growing).
+    True: exact multi-source Dijkstra with lazy deletion; a voxel takes the region of the
+    neighbour that gives it a strictly shorter distance and stale entries are skipped.
+
+    ``inv_delta`` >= 0 is the inverse bucket width (0: one bucket, the heap alone);
+    ``len(bhead)`` a power of two, ``bhead`` filled with ``-1``; ``pool`` int64 ``(3 M,)`` with
+    ``pool_f = pool.view(float64)``; heap and overflow heap arrays as ``(float64, int64, int)``.
+    ``state`` (see ``S_*``) starts as ``[n_seeds, n_seeds, 0, 0, -1, 0, 0, 0, 0]`` with the seeds
+    in the heap at key 0, counters ``0..n_seeds-1``. On :data:`NEED_SPACE` the caller makes the
+    pool hold ``state[S_USED] + state[S_OSIZE] + 2 len(offsets)`` entries, the heap
+    ``max(pool entries, state[S_SIZE] + len(offsets))`` and the overflow heap
+    ``state[S_OSIZE] + len(offsets)``, then calls again. ``state[S_POPPED]`` counts settled voxels.
     """
-    size = _push_seeds(regions, dist, seeds, seed_labels, hkey, hcnt, hnode)
-    counter = size
-    popped = 0
+    n_buckets = bhead.shape[0]
+    mask = n_buckets - 1
     n_off = offsets.shape[0]
-    while size > 0:
+    pcap = pool.shape[0] // 3
+    hcap = hkey.shape[0]
+    ocap = okey.shape[0]
+    size = state[S_SIZE]
+    counter = state[S_COUNTER]
+    cur = state[S_CUR]
+    pending = state[S_PENDING]
+    free = state[S_FREE]
+    used = state[S_USED]
+    popped = state[S_POPPED]
+    osize = state[S_OSIZE]
+    oseq = state[S_OSEQ]
+    status = DONE
+    while True:
+        if size + n_off > hcap or used + osize + n_off > pcap or osize + n_off > ocap or pending > hcap:
+            status = NEED_SPACE
+            break
+        if size == 0:
+            if pending == 0 and osize == 0:
+                break
+            # advance to the next non-empty bucket, moving overflow entries in as the window reaches them
+            while True:
+                cur += 1
+                if pending == 0:
+                    cur = max(cur, np.int64(okey[0] * inv_delta) - n_buckets + 1)
+                while osize > 0 and np.int64(okey[0] * inv_delta) - cur < n_buckets:
+                    kj = okey[0]
+                    nd = onode[0]
+                    _pop_root(okey, ocnt, onode, osize)
+                    osize -= 1
+                    if geodesic and kj > dist[nd]:
+                        continue
+                    slot = np.int64(kj * inv_delta) & mask
+                    if free >= 0:
+                        j = free
+                        free = pool[3 * j + 2]
+                    else:
+                        j = used
+                        used += 1
+                    pool_f[3 * j] = kj
+                    pool[3 * j + 1] = nd
+                    pool[3 * j + 2] = bhead[slot]
+                    bhead[slot] = j
+                    pending += 1
+                if bhead[cur & mask] >= 0 or (pending == 0 and osize == 0):
+                    break
+            slot = cur & mask
+            j = bhead[slot]
+            bhead[slot] = -1
+            i = 0  # list order is newest first: older entries get smaller counters
+            while j >= 0:
+                kj = pool_f[3 * j]
+                nd = pool[3 * j + 1]
+                nxt = pool[3 * j + 2]
+                pool[3 * j + 2] = free
+                free = j
+                pending -= 1
+                if not (geodesic and kj > dist[nd]):
+                    _push(hkey, hcnt, hnode, size, kj, i, nd)
+                    size += 1
+                i -= 1
+                j = nxt
+            counter = 1
+            continue
         p = hnode[0]
         dp = hkey[0]
         _pop_root(hkey, hcnt, hnode, size)
         size -= 1
+        if geodesic and dp > dist[p]:
+            continue
         popped += 1
         lab = regions[p]
         for k in range(n_off):
             q = p + offsets[k]
-            if regions[q] != 0:
+            rq = regions[q]
+            if geodesic:
+                if rq < 0:
+                    continue
+            elif rq != 0:
                 continue
             dq = dp + _step_cost(image, refs, cost_mode, p, q, lab, weights[k])
+            if geodesic and not dq < dist[q]:
+                continue
             regions[q] = lab
             dist[q] = dq
-            if size == hkey.shape[0]:
-                hkey, hcnt, hnode = _grow_heap(hkey, hcnt, hnode, size)
-            _push(hkey, hcnt, hnode, size, dq, counter, q)
-            size += 1
-            counter += 1
-    return popped
-
-
-@njit(cache=True)
-def grow_geodesic(  # noqa: ANN201
-    image, regions, dist, offsets, weights, seeds, seed_labels, refs, cost_mode, hkey, hcnt, hnode  # noqa: ANN001
-):
-    """Exact multi-source Dijkstra with lazy deletion.
-
-    A voxel takes the region of the neighbour that gives it a strictly shorter distance, so it
-    can be relabelled until it is popped; stale heap entries are skipped when popped. Heap
-    storage as for :func:`grow_paper` (``hcnt`` int64: a voxel can be pushed several times).
-    Returns the number of settled voxels.
-    """
-    size = _push_seeds(regions, dist, seeds, seed_labels, hkey, hcnt, hnode)
-    counter = size
-    settled = 0
-    n_off = offsets.shape[0]
-    while size > 0:
-        p = hnode[0]
-        dp = hkey[0]
-        _pop_root(hkey, hcnt, hnode, size)
-        size -= 1
-        if dp > dist[p]:
-            continue
-        settled += 1
-        lab = regions[p]
-        for k in range(n_off):
-            q = p + offsets[k]
-            if regions[q] < 0:
-                continue
-            dq = dp + _step_cost(image, refs, cost_mode, p, q, lab, weights[k])
-            if dq < dist[q]:
-                dist[q] = dq
-                regions[q] = lab
-                if size == hkey.shape[0]:
-                    hkey, hcnt, hnode = _grow_heap(hkey, hcnt, hnode, size)
+            ab = np.int64(dq * inv_delta)
+            if ab == cur:
                 _push(hkey, hcnt, hnode, size, dq, counter, q)
                 size += 1
                 counter += 1
-    return settled
+            elif ab - cur < n_buckets:
+                slot = ab & mask
+                if free >= 0:
+                    j = free
+                    free = pool[3 * j + 2]
+                else:
+                    j = used
+                    used += 1
+                pool_f[3 * j] = dq
+                pool[3 * j + 1] = q
+                pool[3 * j + 2] = bhead[slot]
+                bhead[slot] = j
+                pending += 1
+            else:
+                _push(okey, ocnt, onode, osize, dq, oseq, q)
+                osize += 1
+                oseq += 1
+    state[S_SIZE] = size
+    state[S_COUNTER] = counter
+    state[S_CUR] = cur
+    state[S_PENDING] = pending
+    state[S_FREE] = free
+    state[S_USED] = used
+    state[S_POPPED] = popped
+    state[S_OSIZE] = osize
+    state[S_OSEQ] = oseq
+    return status
 
 
 @njit(cache=True)

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, PointsError
-from pointseg_cli.objectness import compute_objectness
+from pointseg_cli.objectness import compute_objectness, grow
 from pointseg_cli.objectness.grow import neighbour_offsets, seed_reference, step_weights
 from pointseg_cli.objectness.reference import boundary_reference, grow_reference
 
@@ -49,6 +49,44 @@ def test_kernel_matches_reference(case: dict) -> None:
     np.testing.assert_array_equal(res.background, boundary_reference(regions, connectivity=kw["connectivity"]))
     np.testing.assert_allclose(res.objectness, np.exp(-3.0 * dist), rtol=1e-5, atol=1e-7)
 
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(grow_cases(), st.sampled_from([1, 2, 8]), st.sampled_from([0.0, 0.5, 20.0, 1e4]))
+def test_bucket_queue_is_exact_for_any_window(monkeypatch: pytest.MonkeyPatch, case: dict, n_buckets: int,
+                                              inv_delta: float) -> None:
+    # tiny windows and extreme widths force wrap-around, overflow entries and multi-entry buckets
+    monkeypatch.setattr(grow, "_n_buckets", lambda n_vox: n_buckets)
+    monkeypatch.setattr(grow, "_inverse_bucket_width", lambda *a, **k: inv_delta)
+    kw = {k: case[k] for k in ("channel_axis", "connectivity", "mode", "spacing", "cost")}
+    res = compute_objectness(case["image"], case["seeds"], np.ones(len(case["seeds"]), int), w=3.0, **kw)
+    regions, dist = grow_reference(case["image"], case["seeds"], **kw)
+    np.testing.assert_array_equal(res.regions, regions)
+    np.testing.assert_allclose(res.distance, dist.astype(np.float32), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("mode", ["paper", "geodesic"])
+def test_queue_storage_grows_from_its_initial_size(rng: np.random.Generator, mode: str) -> None:
+    # a 96x96 image starts with 150-entry queues: the growing front, the one-bucket window (overflow)
+    # and the single bucket (heap) each make the kernel ask for more space, resumed exactly
+    image = rng.random((96, 96))
+    seeds = np.array([[0, 0], [95, 95], [0, 95]])
+    want = grow_reference(image, seeds, mode=mode)
+    for n_buckets, width in ((1, 50.0), (4096, 1e3), (2, 0.0)):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(grow, "_n_buckets", lambda n_vox, nb=n_buckets: nb)
+            mp.setattr(grow, "_inverse_bucket_width", lambda *a, w=width, **k: w)
+            res = compute_objectness(image, seeds, [1, 1, 1], w=1.0, mode=mode)
+        np.testing.assert_array_equal(res.regions, want[0])
+        np.testing.assert_allclose(res.distance, want[1].astype(np.float32), rtol=1e-6)
+
+
+def test_bucket_width_follows_the_step_costs() -> None:
+    flat = compute_objectness(np.zeros((8, 8)), [[1, 1]], [1], w=1.0)
+    assert (flat.distance == 0).all()  # free steps: one bucket, still FIFO
+    assert grow._n_buckets(10) == 2**10 and grow._n_buckets(10**9) == 2**20
+    assert grow._n_buckets(5 * 10**6) & (grow._n_buckets(5 * 10**6) - 1) == 0  # a power of two
 
 def test_two_flat_regions_split_at_the_edge() -> None:
     image = np.zeros((5, 8))
