@@ -60,6 +60,7 @@ def command(
     tune_diffusion: str = typer.Option(
         "0,5,10,20,40", "--tune-diffusion", help="Diffusion iterations tried by --tune."
     ),
+    workers: int = typer.Option(1, "--workers", help="Images processed in parallel, one process each."),
 ) -> None:
     """Grow one region per point and write soft labels, regions and boundary background.
 
@@ -85,7 +86,7 @@ def command(
     with RichProgress(enabled=progress_enabled(state)) as bar:
         run = run_objectness(
             points, images, out, config=config, classes=parse_classes(classes), axes=axes, preview=preview,
-            stain_target=stain_normalize, tune_masks=tune, diffusion_grid=grid, progress=bar,
+            stain_target=stain_normalize, tune_masks=tune, diffusion_grid=grid, workers=workers, progress=bar,
             voxel_size=parse_floats(voxel_size, what="--voxel-size"), use_voxel_size=use_voxel_size,
         )
     if state.quiet and not run.failed:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -221,6 +223,28 @@ def _process_locked(
     return ImageOutcome(stem=stem, path=path, seeds=seeds, shape=(), error=f"{stem}: {message}")
 
 
+def _process_all(
+    pairs: Sequence[tuple[Path, str]], points: PointTable, out_dir: Path, *, workers: int,
+    progress: ProgressCallback, **kw: Any,
+) -> list[ImageOutcome]:
+    """Outcomes in the order of ``pairs``; with ``workers > 1`` images run in that many processes."""
+    if workers <= 1 or len(pairs) <= 1:
+        outcomes = []
+        for i, (path, stem) in enumerate(pairs):
+            outcomes.append(_process_locked(path, stem, points, out_dir, **kw))
+            progress("images", i + 1, len(pairs))
+        return outcomes
+    # spawn: a forked child could inherit locks held by threads of the parent (BLAS, torch)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(pairs)), mp_context=ctx) as pool:
+        futures = [pool.submit(_process_locked, path, stem, points.for_image(stem), out_dir, **kw)
+                   for path, stem in pairs]
+        for i, fut in enumerate(as_completed(futures)):
+            fut.result()
+            progress("images", i + 1, len(pairs))
+    return [fut.result() for fut in futures]
+
+
 def run_objectness(
     points: PointTable | str | Path,
     inputs: Sequence[str | Path],
@@ -233,6 +257,7 @@ def run_objectness(
     stain_target: str | Path | None = None,
     tune_masks: str | Path | None = None,
     diffusion_grid: Sequence[int] = (0, 5, 10, 20, 40),
+    workers: int = 1,
     progress: ProgressCallback | None = None,
     voxel_size: Sequence[float] | None = None,
     use_voxel_size: bool = False,
@@ -260,6 +285,9 @@ def run_objectness(
         Folder with label masks; choose ``w`` and diffusion iterations on the images that have one.
     diffusion_grid : sequence of int
         Diffusion iterations tried by tuning.
+    workers : int
+        Images processed at once, each in its own process (1: one after the other, in this
+        process). Outputs are identical either way.
     progress : callable, optional
         ``progress(task, done, total)``.
     voxel_size : sequence of float, optional
@@ -271,6 +299,8 @@ def run_objectness(
     Per-image input errors are recorded in the outcome and do not stop the batch.
     """
     progress = progress or noop_progress
+    if workers < 1:
+        raise ConfigError(f"workers must be >= 1; got {workers}")
     points = _points(points, classes)
     grid = tuple(int(d) for d in diffusion_grid)
     if tune_masks is not None and (not grid or min(grid) < 0):
@@ -312,11 +342,8 @@ def run_objectness(
         tuned = tune(samples, config, diffusion_grid=grid, progress=progress)
         config = tuned.apply(config)
 
-    outcomes = []
-    for i, (path, stem) in enumerate(pairs):
-        outcomes.append(_process_locked(path, stem, points, out, config=config, axes=axes, preview=preview,
-                                        target=target, voxel_size=voxel_size, use_voxel_size=use_voxel_size))
-        progress("images", i + 1, len(pairs))
+    outcomes = _process_all(pairs, points, out, workers=workers, progress=progress, config=config, axes=axes,
+                            preview=preview, target=target, voxel_size=voxel_size, use_voxel_size=use_voxel_size)
 
     sidecar = out / SIDECAR
     record = {
