@@ -23,8 +23,8 @@ the queue is a circular *bucket* queue over the quantised distance ``floor(d * i
 - the bucket being drained lives in a small binary heap on ``(key, counter)`` (``hkey``, ``hcnt``,
   ``hnode``); pushes that fall into it go straight to the heap;
 - every later bucket within the window of ``len(bhead)`` buckets is a singly linked list, newest
-  first, in a pool of 3-word entries ``(key, node, next)`` (``pool`` int64 and its float64 view
-  ``pool_f``) with a free list. When a bucket's turn comes its list is moved into the heap with
+  first, in a pool of entries ``(key, node, next)`` (``pool`` and its float64 view ``pool_f``)
+  with a free list. When a bucket's turn comes its list is moved into the heap with
   counters that keep the push order (the heap is empty then, so only the order within a bucket
   matters);
 - pushes beyond the window go to an *overflow* heap on ``(key, overflow counter)``, moved into
@@ -34,7 +34,7 @@ the queue is a circular *bucket* queue over the quantised distance ``floor(d * i
 Ties therefore pop first-in first-out, as in the reference. The bucket width only changes speed,
 never the result. :func:`grow_buckets` does not allocate: when the pool, the heap or the overflow
 heap might run out it saves its state and returns :data:`NEED_SPACE`, and the caller grows the
-arrays and calls again.
+arrays and calls again (also in the middle of moving a bucket into the heap).
 """
 
 from __future__ import annotations
@@ -116,8 +116,8 @@ DONE = 0
 NEED_SPACE = 1
 
 #: Layout of the ``state`` array of :func:`grow_buckets` (int64).
-(S_SIZE, S_COUNTER, S_CUR, S_PENDING, S_FREE, S_USED, S_POPPED, S_OSIZE, S_OSEQ) = range(9)
-STATE_LEN = 9
+(S_SIZE, S_COUNTER, S_CUR, S_PENDING, S_FREE, S_USED, S_POPPED, S_OSIZE, S_OSEQ, S_ACTIVE, S_RANK) = range(11)
+STATE_LEN = 11
 
 
 @njit(cache=True)
@@ -132,18 +132,22 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
     neighbour that gives it a strictly shorter distance and stale entries are skipped.
 
     ``inv_delta`` >= 0 is the inverse bucket width (0: one bucket, the heap alone);
-    ``len(bhead)`` a power of two, ``bhead`` filled with ``-1``; ``pool`` int64 ``(3 M,)`` with
-    ``pool_f = pool.view(float64)``; heap and overflow heap arrays as ``(float64, int64, int)``.
-    ``state`` (see ``S_*``) starts as ``[n_seeds, n_seeds, 0, 0, -1, 0, 0, 0, 0]`` with the seeds
-    in the heap at key 0, counters ``0..n_seeds-1``. On :data:`NEED_SPACE` the caller makes the
-    pool hold ``state[S_USED] + state[S_OSIZE] + 2 len(offsets)`` entries, the heap
-    ``max(pool entries, state[S_SIZE] + len(offsets))`` and the overflow heap
-    ``state[S_OSIZE] + len(offsets)``, then calls again. ``state[S_POPPED]`` counts settled voxels.
+    ``len(bhead)`` a power of two, ``bhead`` int64 filled with ``-1``. ``pool`` is int32 (4 words
+    per entry: float64 key, node, next) or int64 (3 words) and ``pool_f`` its float64 view; heap
+    and overflow heap arrays are ``(float64, int64, pool dtype)``. ``state`` (see ``S_*``) starts
+    as ``[n_seeds, n_seeds, 0, 0, -1, 0, 0, 0, 0, 0, 0]`` with the seeds in the heap at key 0,
+    counters ``0..n_seeds-1``. On :data:`NEED_SPACE` the caller makes the pool hold
+    ``state[S_USED] + state[S_OSIZE] + len(offsets)`` entries, the heap ``state[S_SIZE] +
+    len(offsets)`` and the overflow heap ``state[S_OSIZE] + len(offsets)``, then calls again.
+    ``state[S_POPPED]`` counts settled voxels.
     """
     n_buckets = bhead.shape[0]
     mask = n_buckets - 1
     n_off = offsets.shape[0]
-    pcap = pool.shape[0] // 3
+    ew = 4 if pool.itemsize == 4 else 3  # pool words per entry
+    fw = ew * pool.itemsize // 8  # float64 words per entry
+    kn = 8 // pool.itemsize  # word of the node within an entry (the key takes the first 8 bytes)
+    pcap = pool.shape[0] // ew
     hcap = hkey.shape[0]
     ocap = okey.shape[0]
     size = state[S_SIZE]
@@ -155,56 +159,65 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
     popped = state[S_POPPED]
     osize = state[S_OSIZE]
     oseq = state[S_OSEQ]
+    active = state[S_ACTIVE]  # 1 while a bucket's list is being moved into the heap
+    rank = state[S_RANK]
     status = DONE
     while True:
-        if size + n_off > hcap or used + osize + n_off > pcap or osize + n_off > ocap or pending > hcap:
+        if size + n_off > hcap or used + osize + n_off > pcap or osize + n_off > ocap:
             status = NEED_SPACE
             break
-        if size == 0:
-            if pending == 0 and osize == 0:
-                break
-            # advance to the next non-empty bucket, moving overflow entries in as the window reaches them
-            while True:
-                cur += 1
-                if pending == 0:
-                    cur = max(cur, np.int64(okey[0] * inv_delta) - n_buckets + 1)
-                while osize > 0 and np.int64(okey[0] * inv_delta) - cur < n_buckets:
-                    kj = okey[0]
-                    nd = onode[0]
-                    _pop_root(okey, ocnt, onode, osize)
-                    osize -= 1
-                    if geodesic and kj > dist[nd]:
-                        continue
-                    slot = np.int64(kj * inv_delta) & mask
-                    if free >= 0:
-                        j = free
-                        free = pool[3 * j + 2]
-                    else:
-                        j = used
-                        used += 1
-                    pool_f[3 * j] = kj
-                    pool[3 * j + 1] = nd
-                    pool[3 * j + 2] = bhead[slot]
-                    bhead[slot] = j
-                    pending += 1
-                if bhead[cur & mask] >= 0 or (pending == 0 and osize == 0):
+        if size == 0 or active:
+            if not active:
+                if pending == 0 and osize == 0:
                     break
+                # advance to the next non-empty bucket, moving overflow entries in as the window reaches them
+                while True:
+                    cur += 1
+                    if pending == 0:
+                        cur = max(cur, np.int64(okey[0] * inv_delta) - n_buckets + 1)
+                    while osize > 0 and np.int64(okey[0] * inv_delta) - cur < n_buckets:
+                        kj = okey[0]
+                        nd = onode[0]
+                        _pop_root(okey, ocnt, onode, osize)
+                        osize -= 1
+                        if geodesic and kj > dist[nd]:
+                            continue
+                        slot = np.int64(kj * inv_delta) & mask
+                        if free >= 0:
+                            j = free
+                            free = pool[ew * j + kn + 1]
+                        else:
+                            j = used
+                            used += 1
+                        pool_f[fw * j] = kj
+                        pool[ew * j + kn] = nd
+                        pool[ew * j + kn + 1] = bhead[slot]
+                        bhead[slot] = j
+                        pending += 1
+                    if bhead[cur & mask] >= 0 or (pending == 0 and osize == 0):
+                        break
+                active = 1
+                rank = 0
+            # move the list into the heap; it is newest first, so older entries get smaller counters
             slot = cur & mask
             j = bhead[slot]
-            bhead[slot] = -1
-            i = 0  # list order is newest first: older entries get smaller counters
-            while j >= 0:
-                kj = pool_f[3 * j]
-                nd = pool[3 * j + 1]
-                nxt = pool[3 * j + 2]
-                pool[3 * j + 2] = free
+            while j >= 0 and size < hcap:
+                kj = pool_f[fw * j]
+                nd = pool[ew * j + kn]
+                nxt = pool[ew * j + kn + 1]
+                pool[ew * j + kn + 1] = free
                 free = j
                 pending -= 1
                 if not (geodesic and kj > dist[nd]):
-                    _push(hkey, hcnt, hnode, size, kj, i, nd)
+                    _push(hkey, hcnt, hnode, size, kj, rank, nd)
                     size += 1
-                i -= 1
+                rank -= 1
                 j = nxt
+            bhead[slot] = j
+            if j >= 0:  # the heap is full: resume here once it has grown
+                status = NEED_SPACE
+                break
+            active = 0
             counter = 1
             continue
         p = hnode[0]
@@ -237,13 +250,13 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
                 slot = ab & mask
                 if free >= 0:
                     j = free
-                    free = pool[3 * j + 2]
+                    free = pool[ew * j + kn + 1]
                 else:
                     j = used
                     used += 1
-                pool_f[3 * j] = dq
-                pool[3 * j + 1] = q
-                pool[3 * j + 2] = bhead[slot]
+                pool_f[fw * j] = dq
+                pool[ew * j + kn] = q
+                pool[ew * j + kn + 1] = bhead[slot]
                 bhead[slot] = j
                 pending += 1
             else:
@@ -259,6 +272,8 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
     state[S_POPPED] = popped
     state[S_OSIZE] = osize
     state[S_OSEQ] = oseq
+    state[S_ACTIVE] = active
+    state[S_RANK] = rank
     return status
 
 

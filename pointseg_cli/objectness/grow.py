@@ -291,28 +291,30 @@ def grow_regions(
     two; with ``inv_delta = 0`` all entries share one bucket (a plain binary heap).
     """
     n_seeds = len(seeds)
+    # 16-byte pool entries (float64 key, int32 node, int32 next) unless indices need 64 bits
     idx = np.int32 if len(regions) < 2**31 else np.int64
+    ew = 4 if idx is np.int32 else 3
+    n_off = len(offsets)
     regions[seeds] = seed_labels
     dist[seeds] = 0.0
-    cap = max(len(regions) // 64, n_seeds + 2 * len(offsets), 64)
-    pool = np.empty(3 * cap, np.int64)
-    hkey, hcnt, hnode = np.zeros(cap), np.arange(cap, dtype=np.int64), np.empty(cap, idx)
+    cap = max(len(regions) // 64, 64)
+    pool = np.empty(ew * cap, idx)
+    hcap = max(n_seeds + 2 * n_off, 256)
+    hkey, hcnt, hnode = np.zeros(hcap), np.arange(hcap, dtype=np.int64), np.empty(hcap, idx)
     hnode[:n_seeds] = seeds
-    ocap = 256 + 2 * len(offsets)
+    ocap = 256 + 2 * n_off
     okey, ocnt, onode = np.empty(ocap), np.empty(ocap, np.int64), np.empty(ocap, idx)
     bhead = np.full(n_buckets, -1, np.int64)
     state = np.zeros(_kernels.STATE_LEN, np.int64)
     state[[_kernels.S_SIZE, _kernels.S_COUNTER, _kernels.S_FREE]] = n_seeds, n_seeds, -1
-    n_off = len(offsets)
     while _kernels.grow_buckets(image, regions, dist, offsets, weights, refs, cost_mode, geodesic, inv_delta,
                                 bhead, pool, pool.view(np.float64), hkey, hcnt, hnode, okey, ocnt, onode,
                                 state) == _kernels.NEED_SPACE:
         size, used, osize = (int(state[i]) for i in (_kernels.S_SIZE, _kernels.S_USED, _kernels.S_OSIZE))
-        if used + osize + n_off > len(pool) // 3:
-            pool = _enlarged(pool, 3 * (used + osize + 2 * n_off))
-        need = max(len(pool) // 3, size + 2 * n_off, int(state[_kernels.S_PENDING]))
-        if need > len(hkey):
-            hkey, hcnt, hnode = (_enlarged(a, need) for a in (hkey, hcnt, hnode))
+        if used + osize + n_off > len(pool) // ew:
+            pool = _enlarged(pool, ew * (used + osize + 2 * n_off))
+        if size + n_off >= len(hkey):  # >=: a full heap also stops moving a bucket into it
+            hkey, hcnt, hnode = (_enlarged(a, size + 2 * n_off) for a in (hkey, hcnt, hnode))
         if osize + n_off > len(okey):
             okey, ocnt, onode = (_enlarged(a, osize + 2 * n_off) for a in (okey, ocnt, onode))
     return int(state[_kernels.S_POPPED])

@@ -68,12 +68,13 @@ def test_bucket_queue_is_exact_for_any_window(monkeypatch: pytest.MonkeyPatch, c
 
 @pytest.mark.parametrize("mode", ["paper", "geodesic"])
 def test_queue_storage_grows_from_its_initial_size(rng: np.random.Generator, mode: str) -> None:
-    # a 96x96 image starts with 150-entry queues: the growing front, the one-bucket window (overflow)
-    # and the single bucket (heap) each make the kernel ask for more space, resumed exactly
+    # a 96x96 image starts with 150-entry pools and 256-entry heaps: the growing front, the one-bucket
+    # window (overflow), the single bucket (heap) and buckets larger than the heap (moved into it in
+    # two goes) each make the kernel ask for more space; it resumes exactly
     image = rng.random((96, 96))
     seeds = np.array([[0, 0], [95, 95], [0, 95]])
     want = grow_reference(image, seeds, mode=mode)
-    for n_buckets, width in ((1, 50.0), (4096, 1e3), (2, 0.0)):
+    for n_buckets, width in ((1, 50.0), (4096, 1e3), (2, 0.0), (1, 0.5)):
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(grow, "_n_buckets", lambda n_vox, nb=n_buckets: nb)
             mp.setattr(grow, "_inverse_bucket_width", lambda *a, w=width, **k: w)
