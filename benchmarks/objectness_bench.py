@@ -25,7 +25,7 @@ Printed per case: seconds for each method, ratios (ours / peer), peak extra memo
     python benchmarks/objectness_bench.py            # both cases
     python benchmarks/objectness_bench.py --small    # quick: 2-D 300x300, 3-D 16x128x128
     python benchmarks/objectness_bench.py --skip-scipy-3d --repeat 3
-    python benchmarks/objectness_bench.py --costs /work/shared/data/bbbc007   # quality, not speed
+    python benchmarks/objectness_bench.py --costs data/bbbc007   # quality, not speed
 
 ``--costs FOLDER`` compares the two step costs on images with instance masks (``<stem>.labels.tif``
 beside ``<stem>.tif``): one point per instance, images split by sorted index ``i`` (``i % 7 == 5``
