@@ -104,7 +104,7 @@ def evaluate(run_dir: Path, test: Path) -> dict[str, float]:
         union += int((fg | (gt > 0)).sum())
         preds = {"components": label_components(fg.astype(np.uint8)), "distance": decode_distance(fg)}
         if cen is not None:
-            for t in (0.2, 0.4):
+            for t in (0.2, 0.4, 0.6):
                 preds[f"centers@{t}"] = decode_centers(fg, cen, threshold=t)
         for name, pred in preds.items():
             scores.setdefault(name, []).append(match_instances(pred, gt, threshold=0.5))
