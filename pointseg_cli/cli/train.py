@@ -142,8 +142,21 @@ def command(
     epochs: int = typer.Option(None, "--epochs", help="Epochs [50]."),
     steps_per_epoch: int = typer.Option(None, "--steps-per-epoch", help="Steps per epoch [50]."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps in total."),
-    losses: str = typer.Option(None, "--losses", help="pce | pce,img | pce,obj | pce,img,obj [pce,img,obj]."),
+    losses: str = typer.Option(
+        None, "--losses",
+        help="Loss terms: pce plus any of img, obj, center [pce,img,obj,center]. center trains the "
+        "object-centre output used to split touching objects; leave it out for a class-map-only model.",
+    ),
     lambdas: str = typer.Option(None, "--lambdas", help="Weights of L_point,L_obj,L_img [1,1,1]."),
+    center_weight: float = typer.Option(None, "--center-weight", help="Weight of the center loss [1]."),
+    center_target: str = typer.Option(
+        None, "--center-target",
+        help="Centre-map target: adaptive (a Gaussian shaped like each object's estimated extent) or "
+        "fixed (one --center-sigma for all) [adaptive].",
+    ),
+    center_sigma: float = typer.Option(
+        None, "--center-sigma", help="Sigma in pixels of the fixed centre target (fallback of adaptive) [2]."
+    ),
     bg_weight: float = typer.Option(
         None, "--bg-weight", help="Weight of boundary background pixels [0.1 in 2D, 0 in 3D]."
     ),
@@ -204,7 +217,8 @@ def command(
         "crop": _ints(crop, "--crop"), "batch_size": batch_size, "lr": lr, "epochs": epochs,
         "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "losses": _names(losses),
         "lambdas": _floats(lambdas, "--lambdas"), "bg_weight": bg_weight, "point_radius": point_radius,
-        "img_margin": img_margin,
+        "img_margin": img_margin, "center_weight": center_weight, "center_target": center_target,
+        "center_sigma": center_sigma,
         "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "val_fraction": val_fraction,
         "val_images": _names(val_images), "axes": axes, "seed": seed,
     }  # fmt: skip

@@ -1,9 +1,11 @@
 """Export a trained network to ONNX with pointseg metadata, checked for parity against PyTorch.
 
 The exported graph has input ``image`` ``(N, C, *spatial)`` and output ``logits``
-``(N, K+1, *spatial)`` with dynamic batch and spatial axes, carries the ``pointseg.*`` metadata
-of :mod:`pointseg_cli.model.metadata`, passes ``onnx.checker`` and agrees with the PyTorch
-model on a random input of the training tile size. If it does not, :class:`ParityError` is raised
+``(N, K+1, *spatial)`` — plus ``centers`` ``(N, 1, *spatial)`` for a network with the centre
+head, declared in the metadata's ``pointseg.outputs`` — with dynamic batch and spatial axes,
+carries the ``pointseg.*`` metadata of :mod:`pointseg_cli.model.metadata`, passes
+``onnx.checker`` and agrees with the PyTorch model, on every output, on a random input of the
+training tile size. If it does not, :class:`ParityError` is raised
 and no file is left behind.
 """
 
@@ -92,17 +94,35 @@ class ExportResult:
     size_bytes: int
 
 
-def _dynamic_axes(ndim: int) -> dict[str, dict[int, str]]:
+def _dynamic_axes(ndim: int, outputs: tuple[str, ...] = ("logits",)) -> dict[str, dict[int, str]]:
     names = ["z", "y", "x"][-ndim:]
     spatial = {i + 2: n for i, n in enumerate(names)}
-    return {"image": {0: "n", **spatial}, "logits": {0: "n", **spatial}}
+    return {"image": {0: "n", **spatial}, **{name: {0: "n", **spatial} for name in outputs}}
 
 
-def _ort_run(path: Path, x: np.ndarray) -> np.ndarray:
+def _ort_run(path: Path, x: np.ndarray, outputs: tuple[str, ...] = ("logits",)) -> list[np.ndarray]:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return np.asarray(sess.run(["logits"], {"image": x})[0], dtype=np.float32)
+    return [np.asarray(y, dtype=np.float32) for y in sess.run(list(outputs), {"image": x})]
+
+
+def _graph_module(model: Any, outputs: tuple[str, ...]) -> Any:
+    """The module to trace: ``model`` itself, or a wrapper returning its named outputs as a tuple."""
+    if outputs == ("logits",):
+        return model
+    import torch
+
+    class _Outputs(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            heads = self.net.forward_heads(x)
+            return tuple(heads[name] for name in outputs)
+
+    return _Outputs(model).eval()
 
 
 def export_module(
@@ -145,18 +165,21 @@ def export_module(
     meta = ModelMetadata(**{**metadata.__dict__, "precision": precision})
     rng = np.random.default_rng(seed)
     x = rng.random((1, meta.channels, *meta.tile), dtype=np.float32)
+    graph = _graph_module(model, meta.outputs)
     with torch.inference_mode():
-        ref = model(torch.from_numpy(x)).float().numpy()
+        refs = graph(torch.from_numpy(x))
+        refs = [r.float().numpy() for r in (refs if isinstance(refs, tuple) else (refs,))]
+    ref = refs[0]
     if ref.shape != (1, meta.n_outputs, *meta.tile):
         raise ModelError(
             f"model output shape {ref.shape} does not match the metadata's (1, {meta.n_outputs}, *{meta.tile})"
         )
-    export_model = model
+    export_model = graph
     dummy = torch.from_numpy(x)
     if precision == "fp16":
         import copy
 
-        export_model = copy.deepcopy(model).half()
+        export_model = copy.deepcopy(graph).half()
         dummy = dummy.half()
     with atomic_output(out) as tmp:
         try:
@@ -165,8 +188,8 @@ def export_module(
                 # onnxruntime's CUDA provider runs best; its deprecation notice is not for users.
                 warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export.*")
                 torch.onnx.export(
-                    export_model, (dummy,), str(tmp), input_names=["image"], output_names=["logits"],
-                    dynamic_axes=_dynamic_axes(meta.ndim), opset_version=opset, dynamo=False,
+                    export_model, (dummy,), str(tmp), input_names=["image"], output_names=list(meta.outputs),
+                    dynamic_axes=_dynamic_axes(meta.ndim, meta.outputs), opset_version=opset, dynamo=False,
                 )
         except (RuntimeError, ValueError, TypeError) as exc:
             raise ModelError(f"torch.onnx.export failed: {exc}") from exc
@@ -182,11 +205,14 @@ def export_module(
             raise ModelError(f"exported graph fails onnx.checker: {exc}") from exc
         onnx.save(proto, str(tmp))
         feed = x.astype(np.float16) if precision == "fp16" else x
-        got = _ort_run(tmp, feed)
-        abs_err = float(np.max(np.abs(got - ref)))
-        scale = float(np.max(np.abs(ref))) or 1.0
-        rel_err = abs_err / scale
-        log.info("parity onnxruntime vs torch: max abs %.3g, rel %.3g (tolerance %.3g)", abs_err, rel_err, tol)
+        # every output is compared, each relative to its own scale; the worst one counts
+        abs_err = rel_err = 0.0
+        for name, got, want in zip(meta.outputs, _ort_run(tmp, feed, meta.outputs), refs, strict=True):
+            err = float(np.max(np.abs(got - want)))
+            rel = err / (float(np.max(np.abs(want))) or 1.0)
+            log.info("parity onnxruntime vs torch, %s: max abs %.3g, rel %.3g (tolerance %.3g)", name, err, rel, tol)
+            if not np.isfinite(rel) or rel >= rel_err:
+                abs_err, rel_err = err, rel
         if not np.isfinite(rel_err) or rel_err > tol:
             raise ParityError(
                 f"ONNX output differs from PyTorch beyond tolerance: max abs error {abs_err:.3g}, "

@@ -4,7 +4,10 @@ A :class:`Predictor` maps ``(N, C, *spatial)`` float32 tiles to ``(N, K+1, *spat
 logits and carries the model metadata that ``segment`` needs (classes, channels, normalisation,
 tile, size divisor). :class:`OrtPredictor` runs an ONNX model with onnxruntime (CUDA execution
 provider with IO binding on a GPU, CPU provider otherwise); :class:`TorchPredictor` runs a PyTorch
-module (training checkpoints, side-by-side tests).
+module (training checkpoints, side-by-side tests). Both also have ``predict_all(batch)``: every
+output by name, float32 — ``logits`` and, when ``metadata.has_centers``, the object-centre map
+``centers`` ``(N, 1, *spatial)`` in [0, 1] (not part of the :class:`Predictor` protocol, so
+predictors without it keep working).
 """
 
 from __future__ import annotations
@@ -128,6 +131,12 @@ class OrtPredictor:
         inp = self.session.get_inputs()[0]
         self._input_name = inp.name
         self._output_name = self.session.get_outputs()[0].name
+        graph_outputs = [o.name for o in self.session.get_outputs()]
+        missing = [name for name in self._meta.outputs if name not in graph_outputs]
+        if missing:
+            raise ModelError(
+                f"{self.path.name} declares outputs {list(self._meta.outputs)} but its graph has {graph_outputs}"
+            )
         self._input_dtype = np.float16 if "float16" in inp.type else np.float32
         self._ort = ort
         log.info("onnxruntime session for %s uses %s", self.path.name, active[0])
@@ -141,18 +150,26 @@ class OrtPredictor:
         return "CUDAExecutionProvider" if self.on_cuda else "CPUExecutionProvider"
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch, (self._output_name,))[0]
+
+    def predict_all(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        names = self._meta.outputs
+        return dict(zip(names, self._run(batch, names), strict=True))
+
+    def _run(self, batch: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:
         _check_batch(batch, self._meta)
         x = np.ascontiguousarray(batch, dtype=self._input_dtype)
         if self.on_cuda:
             binding = self.session.io_binding()
             x_dev = self._ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0)
             binding.bind_ortvalue_input(self._input_name, x_dev)
-            binding.bind_output(self._output_name, "cuda", 0)
+            for name in names:
+                binding.bind_output(name, "cuda", 0)
             self.session.run_with_iobinding(binding)
-            out = binding.copy_outputs_to_cpu()[0]
+            outs = binding.copy_outputs_to_cpu()
         else:
-            out = self.session.run([self._output_name], {self._input_name: x})[0]
-        return np.asarray(out, dtype=np.float32)
+            outs = self.session.run(list(names), {self._input_name: x})
+        return [np.asarray(out, dtype=np.float32) for out in outs]
 
 
 class TorchPredictor:
@@ -198,16 +215,26 @@ class TorchPredictor:
         return f"torch-{self.device.type}"
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch, all_outputs=False)["logits"]
+
+    def predict_all(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        return self._run(batch, all_outputs=True)
+
+    def _run(self, batch: np.ndarray, *, all_outputs: bool) -> dict[str, np.ndarray]:
+        from pointseg_cli.nets.heads import forward_heads
+
         torch = self._torch
         _check_batch(batch, self._meta)
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            run = (lambda t: forward_heads(self.model, t)) if all_outputs else (lambda t: {"logits": self.model(t)})
             if self.precision == "fp16" and self.device.type == "cuda":
                 with torch.autocast("cuda", dtype=torch.float16):
-                    y = self.model(x)
+                    ys = run(x)
             else:
-                y = self.model(x)
-            return y.float().cpu().numpy()
+                ys = run(x)
+            names = self._meta.outputs if all_outputs else ("logits",)
+            return {name: ys[name].float().cpu().numpy() for name in names}
 
 
 def make_predictor(

@@ -19,7 +19,8 @@ def build_model(config: NetConfig | Mapping[str, Any] | Any) -> nn.Module:
     config : NetConfig, dict or object
         A :class:`NetConfig`, or anything :meth:`NetConfig.from_mapping` accepts (a training
         config or its dict): uses ``arch``, ``encoder``, ``base_filters``, ``filter_growth``,
-        ``channels`` and ``classes``.
+        ``channels``, ``classes`` and ``center_head`` (from a training config: whether its
+        losses include ``center``).
 
     Returns
     -------
@@ -31,7 +32,12 @@ def build_model(config: NetConfig | Mapping[str, Any] | Any) -> nn.Module:
     if net.arch == "fpn":
         from pointseg_cli.nets.fpn import FPN
 
-        return FPN(net.channels, net.n_outputs, encoder=net.encoder, base_filters=net.base_filters)
+        return FPN(
+            net.channels, net.n_outputs, encoder=net.encoder, base_filters=net.base_filters, center_head=net.center_head
+        )
     from pointseg_cli.nets.unet3d import UNet3D
 
-    return UNet3D(net.channels, net.n_outputs, base_filters=net.base_filters, filter_growth=net.filter_growth)
+    return UNet3D(
+        net.channels, net.n_outputs, base_filters=net.base_filters, filter_growth=net.filter_growth,
+        center_head=net.center_head,
+    )

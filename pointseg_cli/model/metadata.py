@@ -3,7 +3,9 @@
 ``segment`` needs no flags to reproduce training-time normalisation, classes and tile size: they
 travel inside the model as ONNX ``metadata_props`` (keys ``pointseg.classes``, ``pointseg.ndim``,
 ``pointseg.channels``, ``pointseg.normalization``, ``pointseg.tile``, ``pointseg.divisor``,
-``pointseg.version``, ``pointseg.precision``). A checkpoint's metadata comes from
+``pointseg.version``, ``pointseg.precision``, and ``pointseg.outputs``: the graph's outputs,
+``["logits"]`` or ``["logits", "centers"]`` for a model with the centre head; a model without the
+key has only ``logits``). A checkpoint's metadata comes from
 :func:`metadata_from_loaded`.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from pointseg_cli import __version__
 from pointseg_cli.errors import ModelError
 from pointseg_cli.model.spec import PRECISIONS, input_kind
+from pointseg_cli.nets.arch import CENTERS, LOGITS
 
 KEYS = ("classes", "ndim", "channels", "normalization", "tile", "divisor", "version")
 PREFIX = "pointseg."
@@ -44,6 +47,9 @@ class ModelMetadata:
         pointseg version that exported the model.
     precision : str
         ``fp32`` or ``fp16`` (input/output element type of the ONNX graph).
+    outputs : tuple of str
+        The model's outputs in graph order: ``("logits",)``, or ``("logits", "centers")`` when it
+        also gives the object-centre map ``(N, 1, *spatial)`` in [0, 1].
     """
 
     classes: tuple[str, ...]
@@ -54,6 +60,7 @@ class ModelMetadata:
     divisor: int = 1
     version: str = __version__
     precision: str = "fp32"
+    outputs: tuple[str, ...] = (LOGITS,)
 
     def __post_init__(self) -> None:
         if not self.classes or not all(isinstance(c, str) and c for c in self.classes):
@@ -68,6 +75,15 @@ class ModelMetadata:
             raise ModelError(f"model metadata divisor must be >= 1; got {self.divisor}")
         if self.precision not in PRECISIONS:
             raise ModelError(f"model precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        outputs = tuple(str(o) for o in self.outputs)
+        if outputs not in ((LOGITS,), (LOGITS, CENTERS)):
+            raise ModelError(f"model outputs must be [{LOGITS!r}] or [{LOGITS!r}, {CENTERS!r}]; got {list(outputs)}")
+        object.__setattr__(self, "outputs", outputs)
+
+    @property
+    def has_centers(self) -> bool:
+        """Whether the model gives the object-centre map (output ``centers``)."""
+        return CENTERS in self.outputs
 
     @property
     def n_outputs(self) -> int:
@@ -90,6 +106,7 @@ class ModelMetadata:
             PREFIX + "divisor": str(self.divisor),
             PREFIX + "version": self.version,
             PREFIX + "precision": self.precision,
+            PREFIX + "outputs": json.dumps(list(self.outputs)),
         }
 
     @classmethod
@@ -113,6 +130,7 @@ class ModelMetadata:
                 divisor=int(props[PREFIX + "divisor"]),
                 version=props[PREFIX + "version"],
                 precision=props.get(PREFIX + "precision", "fp32"),
+                outputs=tuple(json.loads(props.get(PREFIX + "outputs", json.dumps([LOGITS])))),
             )
         except (ValueError, TypeError) as exc:
             raise ModelError(f"{source} has malformed pointseg metadata: {exc}") from exc
@@ -197,4 +215,5 @@ def metadata_from_loaded(loaded: Any, *, precision: str = "fp32") -> ModelMetada
         tile=tuple(int(t) for t in loaded.tile),
         divisor=int(loaded.divisor),
         precision=precision,
+        outputs=tuple(getattr(loaded.model, "output_names", (LOGITS,))),
     )

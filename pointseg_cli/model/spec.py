@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from pointseg_cli.errors import ConfigError, check_choice
-from pointseg_cli.nets.arch import ARCH_DIVISOR, ARCH_NDIM, ARCHS, ENCODERS
+from pointseg_cli.nets.arch import ARCH_DIVISOR, ARCH_NDIM, ARCHS, CENTERS, ENCODERS, LOGITS
 
 #: Input kinds, each with its own default model: 2-D single channel, 2-D RGB, 3-D.
 KINDS = ("2d-gray", "2d-rgb", "3d")
@@ -49,6 +49,10 @@ class NetConfig:
         Image channels ``C``.
     classes : tuple of str
         Object class names; the network outputs ``len(classes) + 1`` channels (background first).
+    center_head : bool
+        Whether the network also outputs the object-centre map (``centers``). A training config
+        has it when ``"center"`` is among its losses; configs saved before the head existed do
+        not, so their networks are built (and their checkpoints load) without it.
     """
 
     arch: str = "fpn"
@@ -57,6 +61,7 @@ class NetConfig:
     filter_growth: int = 1
     channels: int = 1
     classes: tuple[str, ...] = ("object",)
+    center_head: bool = False
 
     def __post_init__(self) -> None:
         check_choice("arch", self.arch, ARCHS)
@@ -83,6 +88,11 @@ class NetConfig:
         return ARCH_DIVISOR[self.arch]
 
     @property
+    def output_names(self) -> tuple[str, ...]:
+        """The network's outputs: ``("logits",)`` or ``("logits", "centers")``."""
+        return (LOGITS, CENTERS) if self.center_head else (LOGITS,)
+
+    @property
     def n_outputs(self) -> int:
         """Output channels ``K + 1`` (background first)."""
         return len(self.classes) + 1
@@ -101,6 +111,10 @@ class NetConfig:
         check_types(found, cls, what="network config")
         if isinstance(found.get("classes"), list):
             found["classes"] = tuple(found["classes"])
+        if "center_head" not in found:  # a training config: the head comes with the center loss
+            losses = source.get("losses") if isinstance(source, Mapping) else getattr(source, "losses", None)
+            found["center_head"] = "center" in tuple(losses or ())
+        found["center_head"] = bool(found["center_head"])
         return cls(**found)
 
 

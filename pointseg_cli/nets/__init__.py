@@ -10,11 +10,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from pointseg_cli.nets.arch import ARCH_DIVISOR, ARCH_NDIM, ARCHS, ENCODERS
+from pointseg_cli.nets.arch import ARCH_DIVISOR, ARCH_NDIM, ARCHS, CENTERS, ENCODERS, LOGITS
 
-_LAZY = {"FPN": "pointseg_cli.nets.fpn", "UNet3D": "pointseg_cli.nets.unet3d"}
+_LAZY = {
+    "FPN": "pointseg_cli.nets.fpn",
+    "UNet3D": "pointseg_cli.nets.unet3d",
+    "CenterHead": "pointseg_cli.nets.heads",
+    "forward_heads": "pointseg_cli.nets.heads",
+}
 
-__all__ = ["ARCHS", "ARCH_DIVISOR", "ARCH_NDIM", "ENCODERS", "FPN", "UNet3D"]
+__all__ = [
+    "ARCHS", "ARCH_DIVISOR", "ARCH_NDIM", "CENTERS", "ENCODERS", "FPN", "LOGITS", "CenterHead", "UNet3D",
+    "forward_heads",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

@@ -15,3 +15,7 @@ ARCH_NDIM = {"fpn": 2, "unet3d": 3}
 ARCH_DIVISOR = {"fpn": 32, "unet3d": 8}
 #: ResNet encoders of the FPN.
 ENCODERS = ("resnet18", "resnet34", "resnet50")
+#: Names of the network outputs (and ONNX graph outputs): class logits, and the object-centre map
+#: of networks with the centre head.
+LOGITS = "logits"
+CENTERS = "centers"

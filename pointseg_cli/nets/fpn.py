@@ -2,7 +2,8 @@
 
 Written from the ResNet (He et al. 2016) and FPN (Lin et al. 2017; Kirillov et al. 2019 for the
 semantic branch) papers; no torchvision. The network maps ``(N, C, Y, X)`` to logits
-``(N, K + 1, Y, X)`` at the input resolution. ``Y`` and ``X`` must be multiples of
+``(N, K + 1, Y, X)`` at the input resolution; with ``center_head=True`` it also has an object-centre
+map (see :meth:`FPN.forward_heads`). ``Y`` and ``X`` must be multiples of
 :data:`FPN_DIVISOR` (the encoder downsamples five times).
 
 Only ONNX-friendly ops are used: Conv, BatchNorm, ReLU, MaxPool, nearest upsampling by 2 in the
@@ -17,6 +18,7 @@ from torch import nn
 
 from pointseg_cli.errors import ConfigError, check_choice
 from pointseg_cli.nets.arch import ARCH_DIVISOR, ENCODERS
+from pointseg_cli.nets.heads import CENTERS, LOGITS, CenterHead
 
 #: Spatial sizes fed to the FPN must be multiples of this.
 FPN_DIVISOR = ARCH_DIVISOR["fpn"]
@@ -166,15 +168,27 @@ class FPN(nn.Module):
     base_filters : int
         Encoder stem width (64 = standard ResNet). The pyramid has ``4 * base_filters`` channels,
         each semantic branch ``2 * base_filters``.
+    center_head : bool
+        Add the object-centre head on the fused semantic features (default off: networks
+        trained before the head existed load unchanged).
 
     Notes
     -----
-    Input ``(N, C, Y, X)`` with ``Y, X`` multiples of 32; output logits ``(N, K + 1, Y, X)``.
+    Input ``(N, C, Y, X)`` with ``Y, X`` multiples of 32; :meth:`forward` gives logits
+    ``(N, K + 1, Y, X)``, :meth:`forward_heads` also the centre map ``(N, 1, Y, X)``.
     """
 
     divisor = FPN_DIVISOR
 
-    def __init__(self, in_channels: int, n_classes: int, *, encoder: str = "resnet50", base_filters: int = 64):
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        *,
+        encoder: str = "resnet50",
+        base_filters: int = 64,
+        center_head: bool = False,
+    ):
         super().__init__()
         if in_channels < 1 or n_classes < 2 or base_filters < 1:
             raise ConfigError(
@@ -189,13 +203,28 @@ class FPN(nn.Module):
         self.branches = nn.ModuleList(_SemanticBranch(pyr, seg, n_upsamples=i) for i in range(4))
         self.fuse = _conv_bn_relu(4 * seg, seg)
         self.head = nn.Conv2d(seg, n_classes, 1)
+        self.center = CenterHead(seg, ndim=2) if center_head else None
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """``("logits",)``, or ``("logits", "centers")`` with the centre head."""
+        return (LOGITS,) if self.center is None else (LOGITS, CENTERS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(N, K + 1, Y, X)``."""
+        return self.forward_heads(x)[LOGITS]
+
+    def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every output: ``logits`` ``(N, K + 1, Y, X)`` and, with the head, ``centers`` ``(N, 1, Y, X)`` in [0, 1]."""
         c2, c3, c4, c5 = self.encoder(x)
         p5 = self.lateral[3](c5)
         p4 = self.lateral[2](c4) + F.interpolate(p5, scale_factor=2.0, mode="nearest")
         p3 = self.lateral[1](c3) + F.interpolate(p4, scale_factor=2.0, mode="nearest")
         p2 = self.lateral[0](c2) + F.interpolate(p3, scale_factor=2.0, mode="nearest")
         merged = torch.cat([branch(p) for branch, p in zip(self.branches, (p2, p3, p4, p5), strict=True)], dim=1)
-        y = self.head(self.fuse(merged))
-        return F.interpolate(y, scale_factor=4.0, mode="bilinear", align_corners=False)
+        feats = self.fuse(merged)
+        y = F.interpolate(self.head(feats), scale_factor=4.0, mode="bilinear", align_corners=False)
+        if self.center is None:
+            return {LOGITS: y}
+        c = F.interpolate(self.center(feats), scale_factor=4.0, mode="bilinear", align_corners=False)
+        return {LOGITS: y, CENTERS: torch.sigmoid(c)}

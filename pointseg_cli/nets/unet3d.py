@@ -2,7 +2,8 @@
 
 Input ``(N, C, Z, Y, X)`` with ``Z, Y, X`` multiples of :data:`UNET_DIVISOR`; output logits
 ``(N, K + 1, Z, Y, X)``. Upsampling is ``ConvTranspose3d(kernel=2, stride=2)`` only — no
-trilinear resize, which onnxruntime handles poorly.
+trilinear resize, which onnxruntime handles poorly. With ``center_head=True`` the network also
+has an object-centre map (see :meth:`UNet3D.forward_heads`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from torch import nn
 
 from pointseg_cli.errors import ConfigError
 from pointseg_cli.nets.arch import ARCH_DIVISOR
+from pointseg_cli.nets.heads import CENTERS, LOGITS, CenterHead
 
 #: Spatial sizes fed to the U-Net must be multiples of this (three 2× poolings).
 UNET_DIVISOR = ARCH_DIVISOR["unet3d"]
@@ -42,11 +44,22 @@ class UNet3D(nn.Module):
         Filters at the first level (64 as in the paper).
     filter_growth : int
         1 keeps ``base_filters`` at every level (the paper); 2 doubles per level.
+    center_head : bool
+        Add the object-centre head on the last decoder level (default off: networks trained
+        before the head existed load unchanged).
     """
 
     divisor = UNET_DIVISOR
 
-    def __init__(self, in_channels: int, n_classes: int, *, base_filters: int = 64, filter_growth: int = 1):
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        *,
+        base_filters: int = 64,
+        filter_growth: int = 1,
+        center_head: bool = False,
+    ):
         super().__init__()
         if in_channels < 1 or n_classes < 2 or base_filters < 1 or filter_growth not in (1, 2):
             raise ConfigError(
@@ -66,8 +79,19 @@ class UNet3D(nn.Module):
             self.up.append(nn.ConvTranspose3d(widths[i], widths[i - 1], 2, stride=2))
             self.dec.append(_double_conv(2 * widths[i - 1], widths[i - 1]))
         self.head = nn.Conv3d(widths[0], n_classes, 1)
+        self.center = CenterHead(widths[0], ndim=3) if center_head else None
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """``("logits",)``, or ``("logits", "centers")`` with the centre head."""
+        return (LOGITS,) if self.center is None else (LOGITS, CENTERS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(N, K + 1, Z, Y, X)``."""
+        return self.forward_heads(x)[LOGITS]
+
+    def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every output: ``logits`` and, with the head, ``centers`` ``(N, 1, Z, Y, X)`` in [0, 1]."""
         skips = []
         for i, block in enumerate(self.down):
             x = block(x)
@@ -77,4 +101,6 @@ class UNet3D(nn.Module):
         for up, dec in zip(self.up, self.dec, strict=True):
             x = up(x)
             x = dec(torch.cat([skips.pop(), x], dim=1))
-        return self.head(x)
+        if self.center is None:
+            return {LOGITS: self.head(x)}
+        return {LOGITS: self.head(x), CENTERS: torch.sigmoid(self.center(x))}

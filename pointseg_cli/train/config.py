@@ -24,7 +24,9 @@ from pointseg_cli.objectness.grow import COSTS as OBJECTNESS_COSTS
 from pointseg_cli.objectness.pipeline import DEFAULT_W
 from pointseg_cli.preprocess.stain import check_reference
 
-LOSS_TERMS = ("pce", "img", "obj")
+LOSS_TERMS = ("pce", "img", "obj", "center")
+#: Centre-map targets: "adaptive" (Gaussian shaped by each object's estimated extent) or "fixed" (one σ).
+CENTER_TARGETS = ("adaptive", "fixed")
 OBJECTNESS_KINDS = ("paper", "gauss", "dir")
 OBJECTNESS_MODES = ("paper", "geodesic")
 SUPERVISION = ("points", "masks")
@@ -58,7 +60,9 @@ class TrainConfig:
 
     ``crop`` and ``batch_size`` left as ``None`` take the paper's defaults for ``ndim``
     (2D 128×128 / 64, 3D 32×64×64 / 20); ``bg_weight`` left as ``None`` is 0.1 in 2D and 0 in 3D.
-    ``lambdas`` are (λ_point, λ_obj, λ_img).
+    ``lambdas`` are (λ_point, λ_obj, λ_img); ``center_weight`` is λ_center of the centre-map loss,
+    which (with the network's centre head) exists when ``"center"`` is in ``losses`` — configs
+    saved before it existed list no ``center`` and keep a network without the head.
     ``normalization`` is ``Normalization.to_dict()`` plus, for H&E training, an optional
     ``"stain"`` entry (:func:`pointseg_cli.preprocess.stain.stain_reference` of the target image): every
     image is then stain-normalised to it before intensity normalisation (2-D RGB only).
@@ -77,8 +81,12 @@ class TrainConfig:
     epochs: int = 50
     steps_per_epoch: int = 50
     max_steps: int | None = None
-    losses: tuple[str, ...] = ("pce", "img", "obj")
+    losses: tuple[str, ...] = ("pce", "img", "obj", "center")
     lambdas: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    center_weight: float = 1.0
+    center_target: str = "adaptive"
+    center_sigma: float = 2.0  # "fixed": σ in pixels; "adaptive": the fallback for objects with no usable extent
+    center_scale: float = 1.0  # "adaptive": σ = center_scale × the object's standard deviation per direction
     bg_weight: float | None = None
     point_radius: int = 0
     img_margin: int = 0
@@ -115,6 +123,7 @@ class TrainConfig:
         check_choice("objectness cost", self.objectness_cost, OBJECTNESS_COSTS)
         check_choice("supervision", self.supervision, SUPERVISION)
         check_choice("device", self.device, DEVICE_CHOICES)
+        check_choice("center target", self.center_target, CENTER_TARGETS)
         if self.ndim != _NDIM[self.arch]:
             raise ConfigError(
                 f"arch {self.arch!r} trains on {_NDIM[self.arch]}-D images; the images are {self.ndim}-D"
@@ -145,8 +154,8 @@ class TrainConfig:
         losses = tuple(str(t).strip() for t in self.losses)
         if "pce" not in losses or any(t not in LOSS_TERMS for t in losses) or len(set(losses)) != len(losses):
             raise ConfigError(
-                f"losses must be pce optionally with img and/or obj (pce | pce,img | pce,obj | pce,img,obj); "
-                f"got {','.join(losses)}"
+                "losses must be pce optionally with img, obj and/or center (e.g. pce | pce,obj | "
+                f"pce,img,obj | pce,img,obj,center); got {','.join(losses)}"
             )
         set_(self, "losses", tuple(t for t in LOSS_TERMS if t in losses))
         lambdas = tuple(float(v) for v in self.lambdas)
@@ -165,6 +174,12 @@ class TrainConfig:
         _positive_float("beta_obj", self.beta_obj)
         _positive_float("w", self.w)
         _positive_float("gauss_sigma", self.gauss_sigma)
+        if not (isinstance(self.center_weight, (int, float)) and math.isfinite(self.center_weight)) or (
+            self.center_weight < 0
+        ):
+            raise ConfigError(f"center_weight must be a number >= 0; got {self.center_weight!r}")
+        _positive_float("center_sigma", self.center_sigma)
+        _positive_float("center_scale", self.center_scale)
         if self.objectness == "dir" and not self.objectness_dir:
             raise ConfigError("objectness 'dir' needs objectness_dir (a folder of <stem>.objectness.tif)")
         if self.supervision == "masks" and not self.masks_dir:

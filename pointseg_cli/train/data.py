@@ -22,7 +22,7 @@ from pointseg_cli.preprocess.normalize import Normalization, normalize_image
 from pointseg_cli.preprocess.stain import normalize_to_reference
 from pointseg_cli.progress import ProgressCallback, noop_progress
 from pointseg_cli.train.config import TrainConfig
-from pointseg_cli.train.targets import gaussian_soft_labels
+from pointseg_cli.train.targets import gaussian_soft_labels, grown_objects, mask_center_target, point_center_target
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class ImageData:
     soft : np.ndarray ``(K + 1, *spatial)`` float16 soft labels, or None
     mask : np.ndarray ``(*spatial)`` int16 dense class ids (full supervision), or None
     val_mask : np.ndarray ``(*spatial)`` int16 dense class ids for validation mIoU, or None
+    center : np.ndarray ``(2, *spatial)`` float16 centre target and its weight, or None
+        (see :mod:`pointseg_cli.train.targets`; only with the ``center`` loss)
     """
 
     stem: str
@@ -50,6 +52,7 @@ class ImageData:
     soft: np.ndarray | None = None
     mask: np.ndarray | None = None
     val_mask: np.ndarray | None = None
+    center: np.ndarray | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -160,8 +163,12 @@ def _cache_key(config: TrainConfig, pts: np.ndarray, cls: np.ndarray, shape: tup
 
 def _objectness(
     config: TrainConfig, raw: np.ndarray, table: PointTable, pts: np.ndarray, cls: np.ndarray, cache: Path | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """(soft labels float16 (K+1, *S), background bool (*S)) for one image, from cache when possible."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(soft labels float16 (K+1, *S), background bool (*S), grown objects int32 (*S)) for one image.
+
+    Read from the cache when possible; ``grown`` is :func:`~pointseg_cli.train.targets.grown_objects`
+    of the region growing (the extent of each clicked object, for the centre target).
+    """
     shape = tuple(raw.shape[: config.ndim])
     k = len(config.classes)
     path = None
@@ -169,9 +176,12 @@ def _objectness(
         path = cache / f"{table.image[0]}.{_cache_key(config, pts, cls, shape)}.npz"
         if path.is_file():
             with np.load(path) as z:
-                return z["soft"], z["background"]
+                if "grown" in z.files:
+                    return z["soft"], z["background"], z["grown"]
     if config.objectness == "dir":
         soft, bg = _read_objectness_dir(Path(str(config.objectness_dir)), str(table.image[0]), shape, k)
+        regions = _read_regions_dir(Path(str(config.objectness_dir)), str(table.image[0]), shape, pts)
+        grown = grown_objects(regions, 1.0 - soft[0].astype(np.float32), bg)
     else:
         from pointseg_cli.objectness.pipeline import ObjectnessConfig, objectness_for_image
 
@@ -184,6 +194,7 @@ def _objectness(
         )
         res = objectness_for_image(raw, table, config=ocfg, channel_axis=-1 if raw.ndim > config.ndim else None)
         bg = res.background
+        grown = grown_objects(res.regions, res.objectness, bg)
         if config.objectness == "gauss":
             soft = gaussian_soft_labels(shape, pts, cls, n_classes=k, sigma=config.gauss_sigma)
         else:
@@ -194,8 +205,42 @@ def _objectness(
         from pointseg_cli.io.images import atomic_output
 
         with atomic_output(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, soft=soft, background=bg)
-    return soft, bg
+            np.savez(fh, soft=soft, background=bg, grown=grown)
+    return soft, bg, grown
+
+
+def _read_regions_dir(folder: Path, stem: str, shape: tuple[int, ...], pts: np.ndarray) -> np.ndarray:
+    """``<stem>.regions.tif`` from an objectness folder, else each pixel's nearest click (Voronoi)."""
+    path = folder / f"{stem}.regions.tif"
+    if path.is_file():
+        import tifffile
+
+        regions = tifffile.imread(path)
+        if regions.shape == shape:
+            return regions
+        log.warning("ignoring %s: shape %s, expected %s", path.name, regions.shape, shape)
+    from scipy import ndimage as ndi
+
+    seeds = np.zeros(shape, np.int32)
+    seeds[tuple(np.asarray(pts, np.int64).T)] = np.arange(1, len(pts) + 1)
+    idx = ndi.distance_transform_edt(seeds == 0, return_distances=False, return_indices=True)
+    return seeds[tuple(idx)]
+
+
+def read_instance_mask(path: Path, shape: tuple[int, ...], n_classes: int, *, axes: str | None = None) -> np.ndarray:
+    """Instances ``(*shape)`` int32 of a mask: its ids when it holds instance ids (one class, more
+    than one non-zero value), else the connected components of each class."""
+    from scipy import ndimage as ndi
+
+    data = np.asarray(read_image(path, axes=axes))
+    data = np.squeeze(data, axis=-1) if data.ndim == len(shape) + 1 and data.shape[-1] == 1 else data
+    if n_classes == 1 and len(np.unique(data)) > 2:
+        return data.astype(np.int32)
+    out = np.zeros(data.shape, np.int32)
+    for c in np.unique(data[data > 0]):
+        lab, n = ndi.label(data == c)
+        out[lab > 0] = lab[lab > 0] + out.max()
+    return out
 
 
 def _read_objectness_dir(folder: Path, stem: str, shape: tuple[int, ...], k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +319,7 @@ def prepare_data(
         pts = sub.pixel_coords(config.ndim)
         cls = sub.class_ids()
         need_obj = config.supervision == "points"
-        soft, bg = _objectness(config, raw, sub, pts, cls, cache) if need_obj else (None, None)
+        soft, bg, grown = _objectness(config, raw, sub, pts, cls, cache) if need_obj else (None, None, None)
         if soft is not None and "obj" not in config.losses:
             soft = None
         channel_axis = -1 if raw.ndim > config.ndim else None
@@ -284,6 +329,15 @@ def prepare_data(
         if config.supervision == "masks":
             mask_path = find_mask(str(config.masks_dir), stem, exclude=paths[stem])
             mask = read_class_mask(mask_path, info.spatial_shape, k, axes=config.axes)
+        center = None
+        if "center" in config.losses:
+            kw = {"mode": config.center_target, "sigma": config.center_sigma, "scale": config.center_scale}
+            if grown is not None:
+                center = point_center_target(pts, grown, **kw)
+            else:
+                instances = read_instance_mask(mask_path, info.spatial_shape, k, axes=config.axes)
+                center = mask_center_target(instances, **kw)
+            center = center.astype(np.float16)
         val_mask = None
         if stem in val_stems and config.val_masks_dir:
             val_path = find_mask(config.val_masks_dir, stem, exclude=paths[stem])
@@ -297,6 +351,7 @@ def prepare_data(
             soft=soft,
             mask=mask,
             val_mask=val_mask,
+            center=center,
         )
         out["val" if stem in val_stems else "train"].append(item)
         progress("preparing images", i + 1, len(stems))

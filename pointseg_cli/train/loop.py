@@ -197,6 +197,7 @@ def train(
     config.to_json(run_dir / "config.json")
 
     from pointseg_cli.model import build_model
+    from pointseg_cli.nets import forward_heads
 
     torch.manual_seed(config.seed)
     model = build_model(config).to(device)
@@ -236,8 +237,8 @@ def train(
             batch = to_device(batch, device)
             try:
                 with torch.autocast("cuda", enabled=use_amp):
-                    logits = model(batch["image"])
-                out = loss_fn(logits, batch)
+                    heads = forward_heads(model, batch["image"])
+                out = loss_fn(heads["logits"], batch, heads.get("centers"))
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(out.total).backward()
                 scaler.step(optimizer)

@@ -1,4 +1,5 @@
-"""The paper's losses (Li, Dey et al. 2021, Sec. 2): L_point, L_obj, L_img, and dense CE.
+"""The paper's losses (Li, Dey et al. 2021, Sec. 2): L_point, L_obj, L_img, and dense CE; plus
+L_center, the regression of the object-centre map (our addition, for instance segmentation).
 
 Notation: logits ``(N, K + 1, *spatial)``, ``S = softmax(logits)`` over the class axis, class 0 is
 background. All terms are computed in float32 from ``log_softmax`` (no ``log(softmax)``), and
@@ -100,6 +101,27 @@ def dense_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.float(), masks.long(), ignore_index=UNLABELLED)
 
 
+def center_loss(centers: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_center = Σ_i m_i (C_i − T_i)² / Σ_i m_i: masked mean squared error of the centre map.
+
+    Parameters
+    ----------
+    centers : Tensor ``(N, 1, *spatial)``
+        The network's centre map C in [0, 1].
+    target : Tensor ``(N, 2, *spatial)``
+        Channel 0 the target T in [0, 1], channel 1 the weight m (0 = unknown pixel); see
+        :mod:`pointseg_cli.train.targets`.
+
+    Returns
+    -------
+    Tensor
+        Scalar; 0 (with a gradient path) when no pixel is known.
+    """
+    c = centers.float()[:, 0]
+    t, m = target.float()[:, 0], target.float()[:, 1]
+    return (m * (c - t) ** 2).sum() / m.sum().clamp(min=1e-12)
+
+
 @dataclass(frozen=True)
 class LossOutput:
     """Total loss (with gradient) and the detached terms for logging (0 for switched-off terms)."""
@@ -109,9 +131,10 @@ class LossOutput:
 
 
 class PointSupervisionLoss:
-    """L = λ1 L_point + λ2 L_obj + λ3 L_img with the terms the config switches on.
+    """L = λ1 L_point + λ2 L_obj + λ3 L_img + λ_center L_center with the terms the config switches on.
 
-    With ``supervision="masks"`` it is the dense cross-entropy upper bound instead.
+    With ``supervision="masks"`` the class terms are the dense cross-entropy upper bound instead
+    (L_center, when on, then regresses the target built from the instance masks).
     """
 
     def __init__(self, config: TrainConfig) -> None:
@@ -119,11 +142,14 @@ class PointSupervisionLoss:
         k = len(config.classes)
         self.beta = torch.tensor([config.beta_bg] + [config.beta_obj] * k, dtype=torch.float32)
 
-    def __call__(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> LossOutput:
+    def __call__(
+        self, logits: torch.Tensor, batch: dict[str, torch.Tensor], centers: torch.Tensor | None = None
+    ) -> LossOutput:
+        """Loss of one batch; ``centers`` is the centre head's output (needed with the ``center`` loss)."""
         cfg = self.config
         if cfg.supervision == "masks":
             dense = dense_loss(logits, batch["mask"])
-            return LossOutput(dense, {"dense": float(dense.detach())})
+            return self._add_center(dense, {"dense": float(dense.detach())}, centers, batch)
         lam_point, lam_obj, lam_img = cfg.lambdas
         terms: dict[str, float] = {}
         pce = point_loss(logits, batch["sparse"], bg_weight=cfg.bg_weight)
@@ -137,4 +163,15 @@ class PointSupervisionLoss:
             img = image_loss(logits, batch["present"], batch.get("absent"))
             total = total + lam_img * img
             terms["img"] = float(img.detach())
-        return LossOutput(total, terms)
+        return self._add_center(total, terms, centers, batch)
+
+    def _add_center(
+        self, total: torch.Tensor, terms: dict[str, float], centers: torch.Tensor | None, batch: dict[str, torch.Tensor]
+    ) -> LossOutput:
+        if "center" not in self.config.losses:
+            return LossOutput(total, terms)
+        if centers is None or "center" not in batch:
+            raise ValueError("the center loss needs the network's centre map and the batch's 'center' target")
+        cen = center_loss(centers, batch["center"])
+        terms["center"] = float(cen.detach())
+        return LossOutput(total + self.config.center_weight * cen, terms)

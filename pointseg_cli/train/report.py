@@ -14,8 +14,8 @@ from pointseg_cli.io.images import atomic_output
 #: Column order of metrics.csv (terms that a run does not use stay empty).
 COLUMNS = (
     "epoch", "step", "lr", "seconds",
-    "train_loss", "train_point", "train_obj", "train_img", "train_dense",
-    "val_loss", "val_point", "val_obj", "val_img", "val_dense",
+    "train_loss", "train_point", "train_obj", "train_img", "train_dense", "train_center",
+    "val_loss", "val_point", "val_obj", "val_img", "val_dense", "val_center",
     "val_miou", "val_iou_background",
 )  # fmt: skip
 #: ``val_miou`` is the mean IoU over the object classes (as ``pointseg evaluate`` reports it);
@@ -52,7 +52,8 @@ def plot_curves(path: str | Path, history: Sequence[dict[str, Any]]) -> Path:
     FigureCanvasAgg(fig)
     ax_loss, ax_iou = fig.subplots(1, 2)
     epochs = [r["epoch"] for r in history]
-    colours = {"loss": "k", "point": "tab:blue", "obj": "tab:orange", "img": "tab:green", "dense": "tab:purple"}
+    colours = {"loss": "k", "point": "tab:blue", "obj": "tab:orange", "img": "tab:green", "dense": "tab:purple",
+               "center": "tab:cyan"}
     for term, colour in colours.items():
         for split, style in (("train", "-"), ("val", "--")):
             ys = [r.get(f"{split}_{term}") for r in history]

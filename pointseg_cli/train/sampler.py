@@ -7,7 +7,8 @@ and a background thread can compute batches ahead of the training step.
 Augmentation (training only):
 
 * 2D: random affine (rotation, scale 0.8–1.25, shear, flip) applied with one ``grid_sample``
-  to image (bilinear), soft labels (bilinear) and boundary background / masks (nearest); point
+  to image, soft labels and centre target (bilinear; a centre-target pixel stays known only where
+  all its source pixels were) and boundary background / masks (nearest); point
   coordinates are transformed analytically and re-drawn afterwards, so a clicked pixel is never
   lost to nearest-neighbour resampling. Then HSV shift (RGB only), Gaussian blur, Gaussian noise
   on the image alone.
@@ -64,6 +65,7 @@ class CropSampler:
         self._flat = np.concatenate([im.points for im in images], axis=0)
         self.with_soft = images[0].soft is not None
         self.with_mask = images[0].mask is not None
+        self.with_center = images[0].center is not None
 
     @property
     def n_points(self) -> int:
@@ -75,7 +77,7 @@ class CropSampler:
         bsz = int(self.config.batch_size or 1)
         pick = rng.integers(self.n_points, size=bsz)
         margin = self.config.img_margin
-        imgs, softs, bgs, masks, pts, cls = [], [], [], [], [], []
+        imgs, softs, bgs, masks, centers, pts, cls = [], [], [], [], [], [], []
         for b, j in enumerate(pick):
             im = self.images[self._owner[j]]
             shape = np.array(im.spatial_shape)
@@ -90,6 +92,8 @@ class CropSampler:
             bgs.append(im.background[box] if im.background is not None else np.zeros(self.crop, bool))
             if self.with_mask:
                 masks.append(im.mask[box])  # type: ignore[index]
+            if self.with_center:
+                centers.append(im.center[(slice(None), *box)])  # type: ignore[index]
             # points in the crop and, for L_img's "absent" rule, those up to img_margin outside it
             near = np.all((im.points >= origin - margin) & (im.points < origin + self.crop + margin), axis=1)
             local = im.points[near] - origin
@@ -103,6 +107,8 @@ class CropSampler:
             out["soft"] = torch.from_numpy(np.stack(softs).astype(np.float32))
         if self.with_mask:
             out["mask"] = torch.from_numpy(np.stack(masks).astype(np.int64))
+        if self.with_center:
+            out["center"] = torch.from_numpy(np.stack(centers).astype(np.float32))
         points = np.concatenate(pts, axis=0)
         classes = np.concatenate(cls, axis=0)
         if self.augment and self.ndim == 2:
@@ -147,13 +153,17 @@ class CropSampler:
         theta = np.zeros((bsz, 2, 3), np.float32)
         theta[:, :, :2] = mats * size[None, None, :] / size[None, :, None]
         grid = F.affine_grid(torch.from_numpy(theta), [bsz, 1, int(sy), int(sx)], align_corners=False)
-        # Image and soft labels share one bilinear pass (one call instead of two).
-        c = out["image"].shape[1]
-        both = torch.cat([out["image"], out["soft"]], dim=1) if "soft" in out else out["image"]
-        warped = F.grid_sample(both, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        out["image"] = warped[:, :c]
-        if "soft" in out:
-            out["soft"] = warped[:, c:]
+        # Image, soft labels and centre target share one bilinear pass (one call instead of several).
+        dense = [k for k in ("image", "soft", "center") if k in out]
+        sizes = [out[k].shape[1] for k in dense]
+        warped = F.grid_sample(
+            torch.cat([out[k] for k in dense], dim=1), grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        for k, part in zip(dense, torch.split(warped, sizes, dim=1), strict=True):
+            out[k] = part
+        if "center" in out:
+            # a pixel is known only where all of its bilinear neighbours were (zeros padding: outside the crop)
+            out["center"][:, 1] = (out["center"][:, 1] > 0.999).float()
         bg = F.grid_sample(out["background"][:, None].float(), grid, mode="nearest", align_corners=False)
         out["background"] = bg[:, 0] > 0.5
         if "mask" in out:
@@ -197,7 +207,7 @@ class CropSampler:
         for b in range(out["image"].shape[0]):
             k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
             flips = [d for d, f in ((-1, rng.random() < 0.5), (-3, rng.random() < 0.5)) if f]
-            for key in ("image", "soft", "sparse", "mask"):
+            for key in ("image", "soft", "sparse", "mask", "center"):
                 if key not in out:
                     continue
                 x = out[key][b]

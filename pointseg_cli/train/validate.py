@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pointseg_cli.nets import forward_heads
 from pointseg_cli.train.data import ImageData
 from pointseg_cli.train.losses import PointSupervisionLoss
 from pointseg_cli.train.sampler import Batch, CropSampler
@@ -92,7 +93,8 @@ def validate(
     if sampler is not None:
         for i in range(n_batches):
             batch = to_device(sampler.batch(i), device)
-            out = loss_fn(model(batch["image"]), batch)
+            heads = forward_heads(model, batch["image"])
+            out = loss_fn(heads["logits"], batch, heads.get("centers"))
             total += float(out.total) / n_batches
             for k, v in out.terms.items():
                 sums[k] = sums.get(k, 0.0) + v / n_batches

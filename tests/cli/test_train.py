@@ -50,6 +50,7 @@ def test_tiny_run_writes_run_dir_and_summary(runner, data) -> None:
     ("extra", "message"),
     [
         (["--losses", "img,obj"], "losses must be pce"),
+        (["--center-target", "blob"], "center target must be one of adaptive, fixed"),
         (["--objectness", "nowhere"], "--objectness must be paper, gauss or an existing folder"),
         (["--crop", "64,64"], "is larger than image"),
         (["--crop", "30,30"], "multiple of 32"),

@@ -34,12 +34,36 @@ def test_export_run_dir_parity_metadata_and_dynamic_axes(run_dir, tmp_path):
     for k in ("classes", "ndim", "channels", "normalization", "tile", "divisor", "version"):
         assert f"pointseg.{k}" in keys
     assert proto.opset_import[0].version == 17
-    assert [i.name for i in proto.graph.input] == ["image"] and [o.name for o in proto.graph.output] == ["logits"]
+    # the default training config has the centre head: a second output, declared in the metadata
+    assert [i.name for i in proto.graph.input] == ["image"]
+    assert [o.name for o in proto.graph.output] == ["logits", "centers"]
+    assert meta.outputs == ("logits", "centers") and meta.has_centers
     # dynamic batch and spatial axes: a different batch and a non-training size run and match torch
     ort_pred = OrtPredictor(out, device="cpu")
     torch_pred = TorchPredictor.from_checkpoint(run_dir)
     x = np.random.default_rng(1).random((2, 1, 24, 16, 40), dtype=np.float32)
     np.testing.assert_allclose(ort_pred.predict(x), torch_pred.predict(x), atol=1e-4)
+    got, want = ort_pred.predict_all(x), torch_pred.predict_all(x)
+    assert set(got) == set(want) == {"logits", "centers"} and got["centers"].shape == (2, 1, 24, 16, 40)
+    for name in got:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4)
+
+
+def test_export_without_centre_head_has_logits_only(tmp_path):
+    from pointseg_cli.model import build_model
+    from pointseg_cli.train.checkpoint import save_checkpoint
+    from pointseg_cli.train.config import TrainConfig
+
+    cfg = TrainConfig(arch="unet3d", ndim=3, base_filters=2, crop=(16, 16, 16), losses=("pce", "img", "obj"))
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "best.pt", model=build_model(cfg).eval(), config=cfg)
+    res = export_onnx(run, tmp_path / "plain.onnx")
+    assert [o.name for o in onnx.load(str(res.path)).graph.output] == ["logits"]
+    meta = read_model_metadata(res.path)
+    assert meta.outputs == ("logits",) and not meta.has_centers
+    pred = OrtPredictor(res.path, device="cpu")
+    assert set(pred.predict_all(np.zeros((1, 1, 16, 16, 16), np.float32))) == {"logits"}
 
 
 def test_fp16_export_is_looser_but_close(tmp_path):

@@ -45,3 +45,14 @@ def test_metadata_round_trip_and_validation():
 def test_precision_is_named_against_the_choices():
     with pytest.raises(ModelError, match="precision must be one of fp32, fp16; got 'int8'"):
         ModelMetadata(classes=("a",), ndim=2, channels=1, tile=(8, 8), precision="int8")
+
+
+def test_outputs_round_trip_and_default_to_logits_for_older_models():
+    meta = ModelMetadata(classes=("a",), ndim=2, channels=1, tile=(8, 8), outputs=("logits", "centers"))
+    props = meta.to_props()
+    assert props["pointseg.outputs"] == '["logits", "centers"]'
+    assert ModelMetadata.from_props(props) == meta and meta.has_centers
+    older = {k: v for k, v in props.items() if k != "pointseg.outputs"}  # exported before the key existed
+    assert ModelMetadata.from_props(older).outputs == ("logits",)
+    with pytest.raises(ModelError, match=r"outputs must be \['logits'\] or \['logits', 'centers'\]; got \['centers'\]"):
+        ModelMetadata(classes=("a",), ndim=2, channels=1, tile=(8, 8), outputs=("centers",))

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from pointseg_cli.errors import ConfigError
-from pointseg_cli.nets import FPN, UNet3D
+from pointseg_cli.model import NetConfig, build_model
+from pointseg_cli.nets import FPN, UNet3D, forward_heads
 from pointseg_cli.nets.fpn import ResNetEncoder
 
 
@@ -77,3 +78,36 @@ def test_unet3d_onnx_export_dynamic_axes(tmp_path) -> None:
 def test_unet3d_rejects_bad_filter_growth() -> None:
     with pytest.raises(ConfigError, match="filter_growth"):
         UNet3D(1, 2, filter_growth=3)
+
+
+@pytest.mark.parametrize(
+    ("net", "x"),
+    [
+        (FPN(1, 3, encoder="resnet18", base_filters=4, center_head=True), torch.randn(2, 1, 64, 32)),
+        (UNet3D(1, 3, base_filters=4, filter_growth=2, center_head=True), torch.randn(2, 1, 8, 16, 24)),
+    ],
+)
+def test_center_head_outputs_a_map_in_unit_range(net: torch.nn.Module, x: torch.Tensor) -> None:
+    net.eval()
+    with torch.no_grad():
+        out = forward_heads(net, x)
+        logits = net(x)
+    assert net.output_names == ("logits", "centers")
+    assert out["centers"].shape == (x.shape[0], 1, *x.shape[2:])
+    assert ((out["centers"] >= 0) & (out["centers"] <= 1)).all()
+    torch.testing.assert_close(out["logits"], logits)  # forward() stays the class logits
+
+
+def test_center_head_follows_the_losses_and_old_weights_still_load() -> None:
+    old = {"arch": "unet3d", "classes": ["a"], "channels": 1, "base_filters": 4, "losses": ["pce", "img", "obj"]}
+    new = {**old, "losses": ["pce", "img", "obj", "center"]}
+    assert not NetConfig.from_mapping(old).center_head and NetConfig.from_mapping(new).center_head
+    assert NetConfig.from_mapping(new).output_names == ("logits", "centers")
+    assert not NetConfig.from_mapping({"arch": "fpn", "classes": ["a"], "channels": 1}).center_head  # no losses
+    plain, headed = build_model(old), build_model(new)
+    assert plain.center is None and plain.output_names == ("logits",)
+    assert set(forward_heads(plain.eval(), torch.randn(1, 1, 8, 8, 8))) == {"logits"}
+    # a checkpoint saved without the head loads into a network built from its (old) config
+    build_model(old).load_state_dict(plain.state_dict())
+    missing = headed.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("center.") for k in missing)

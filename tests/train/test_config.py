@@ -37,6 +37,9 @@ def test_json_round_trip(tmp_path) -> None:
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"batch_size": 0}, "batch_size"),
         ({"device": "tpu"}, "device must be one of"),
+        ({"center_target": "blob"}, "center target must be one of adaptive, fixed"),
+        ({"center_weight": -1.0}, "center_weight"),
+        ({"center_sigma": 0.0}, "center_sigma"),
     ],
 )
 def test_invalid_values_raise_config_error(kw: dict, match: str) -> None:
@@ -77,3 +80,18 @@ def test_boundary_background_weight_defaults_per_dimensionality() -> None:
     assert TrainConfig(classes=("c",)).bg_weight == 0.1  # the paper's 2D value
     assert TrainConfig(arch="unet3d", ndim=3, classes=("c",)).bg_weight == 0.0
     assert TrainConfig(arch="unet3d", ndim=3, classes=("c",), bg_weight=0.02).bg_weight == 0.02
+
+
+def test_center_loss_is_on_by_default_and_old_configs_keep_no_head() -> None:
+    from pointseg_cli.model import NetConfig
+
+    def has_center_head(c: TrainConfig) -> bool:
+        return NetConfig.from_mapping(c).center_head
+
+    cfg = TrainConfig()
+    assert "center" in cfg.losses and has_center_head(cfg)
+    # a config saved before the centre head existed: no center loss, no center_* keys
+    old = {k: v for k, v in cfg.to_dict().items() if not k.startswith("center")}
+    old["losses"] = ["pce", "img", "obj"]
+    restored = TrainConfig.from_dict(old)
+    assert restored.losses == ("pce", "img", "obj") and not has_center_head(restored)

@@ -141,3 +141,21 @@ def test_train_masks_accept_every_mask_name(data) -> None:
     prepared = prepare_data(_cfg(supervision="masks", masks_dir=str(data / "masks"), losses=("pce",)), table,
                             [data / "images"])
     assert all(im.mask is not None and set(np.unique(im.mask)) == {0, 1} for im in prepared.train)
+
+
+def test_center_targets_from_points_and_from_instance_masks(data) -> None:
+    table = read_points_csv(data / "points.csv")
+    prepared = prepare_data(_cfg(), table, [data / "images"], cache_dir=data / "cache")
+    im = prepared.train[0]
+    assert im.center.shape == (2, 40, 40) and im.center.dtype == np.float16
+    peaks = im.center[0][tuple(im.points.T)]
+    np.testing.assert_array_equal(peaks, 1.0)  # a peak on every click
+    assert 0 < im.center[1].mean() <= 1  # some pixels known, maybe not all
+    # the grown objects are cached with the objectness: a second run reads the same target
+    again = prepare_data(_cfg(), table, [data / "images"], cache_dir=data / "cache")
+    np.testing.assert_array_equal(again.train[0].center, im.center)
+    masks = prepare_data(_cfg(supervision="masks", masks_dir=str(data / "masks")), table, [data / "images"])
+    full = masks.train[0].center
+    assert (full[1] == 1).all() and full[0].max() == 1.0
+    without = prepare_data(_cfg(losses=("pce", "obj")), table, [data / "images"])
+    assert without.train[0].center is None

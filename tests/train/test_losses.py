@@ -10,6 +10,7 @@ import torch
 from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.losses import (
     PointSupervisionLoss,
+    center_loss,
     dense_loss,
     image_loss,
     objectness_loss,
@@ -107,10 +108,37 @@ def test_combined_loss_respects_switches_and_lambdas() -> None:
         "sparse": torch.tensor([[[1, -1, -1, 0]] * 4]),
         "soft": torch.softmax(torch.randn(1, 2, 4, 4), dim=1),
         "present": torch.tensor([[True]]),
+        "center": torch.stack([torch.rand(1, 4, 4), torch.ones(1, 4, 4)], dim=1),
     }
-    cfg = TrainConfig(classes=("a",), lambdas=(1.0, 2.0, 3.0))
-    out = PointSupervisionLoss(cfg)(logits, batch)
-    expected = out.terms["point"] + 2.0 * out.terms["obj"] + 3.0 * out.terms["img"]
+    centers = torch.rand(1, 1, 4, 4)
+    cfg = TrainConfig(classes=("a",), lambdas=(1.0, 2.0, 3.0), center_weight=4.0)
+    out = PointSupervisionLoss(cfg)(logits, batch, centers)
+    expected = out.terms["point"] + 2.0 * out.terms["obj"] + 3.0 * out.terms["img"] + 4.0 * out.terms["center"]
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
+    assert out.terms["center"] > 0
     only = PointSupervisionLoss(cfg.replace(losses=("pce",)))(logits, batch)
     assert set(only.terms) == {"point"} and only.total.item() == pytest.approx(out.terms["point"], rel=1e-6)
+
+
+def test_center_loss_hand_value_ignores_unknown_pixels() -> None:
+    centers = torch.tensor([0.5, 1.0, 0.0, 0.9]).view(1, 1, 1, 4).requires_grad_(True)
+    target = torch.tensor([[1.0, 1.0, 0.5, 0.0], [1.0, 1.0, 1.0, 0.0]]).view(1, 2, 1, 4)
+    loss = center_loss(centers, target)  # (0.25 + 0 + 0.25) / 3; the last pixel is unknown
+    assert loss.item() == pytest.approx(0.5 / 3)
+    loss.backward()
+    assert centers.grad[0, 0, 0, 3] == 0
+    none_known = center_loss(centers, torch.zeros(1, 2, 1, 4))
+    assert none_known.item() == 0.0 and none_known.requires_grad
+
+
+def test_center_term_with_masks_supervision_and_missing_inputs() -> None:
+    logits = torch.randn(1, 2, 4, 4)
+    batch = {"mask": torch.randint(0, 2, (1, 4, 4)), "center": torch.stack([torch.rand(1, 4, 4)] * 2, dim=1)}
+    cfg = TrainConfig(classes=("a",), supervision="masks", masks_dir="m", center_weight=0.5)
+    out = PointSupervisionLoss(cfg)(logits, batch, torch.rand(1, 1, 4, 4))
+    assert set(out.terms) == {"dense", "center"}
+    assert out.total.item() == pytest.approx(out.terms["dense"] + 0.5 * out.terms["center"], rel=1e-5)
+    with pytest.raises(ValueError, match="centre map"):
+        PointSupervisionLoss(cfg)(logits, batch)
+    off = PointSupervisionLoss(cfg.replace(losses=("pce",)))(logits, batch)
+    assert set(off.terms) == {"dense"}

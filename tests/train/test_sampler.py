@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -145,3 +147,35 @@ def test_prefetcher_with_several_workers_keeps_order_and_batches() -> None:
     with pytest.raises(ZeroDivisionError), Prefetcher(lambda i: 1 // (2 - i), range(4), workers=2) as p:
         assert next(iter(p)) == (0, 0)
         list(p)
+
+
+def test_center_target_follows_the_image_through_augmentation(rng) -> None:
+    im = _data2d(rng)
+    img = im.image[0]
+    known = np.ones_like(img)
+    known[:, :10] = 0  # an unknown band
+    im = replace(im, center=np.stack([img, known]).astype(np.float16))
+    s = CropSampler([im], _cfg(), augment=True)
+    s._photometric_2d = lambda out, r: None
+    s._noise = lambda out, r: None
+    b = s.batch(0)
+    assert b["center"].shape == (8, 2, 32, 64)
+    torch.testing.assert_close(b["center"][:, 0], b["image"][:, 0], atol=2e-3, rtol=0)  # float16 target
+    assert set(torch.unique(b["center"][:, 1]).tolist()) <= {0.0, 1.0}
+    # rotated crops reach outside the source crop (zero padding): those pixels are unknown
+    assert (b["center"][:, 1] == 0).any()
+
+
+def test_center_target_follows_d4h_in_3d(rng) -> None:
+    shape = (16, 40, 40)
+    pts = np.stack([rng.integers(2, s - 2, 5) for s in shape], axis=1)
+    img = _blob_image(shape, pts, sigma=1.0)
+    im = ImageData("v", img[None], pts, np.ones(5, np.int32), background=np.zeros(shape, bool),
+                   center=np.stack([img, np.ones(shape, np.float32)]).astype(np.float16))
+    cfg = TrainConfig(arch="unet3d", ndim=3, classes=("c",), crop=(8, 16, 16), batch_size=4, losses=("pce", "center"))
+    s = CropSampler([im], cfg, augment=True)
+    s._noise = lambda out, r: None
+    for i in range(3):
+        b = s.batch(i)
+        torch.testing.assert_close(b["center"][:, 0], b["image"][:, 0], atol=1e-3, rtol=0)
+        assert (b["center"][:, 1] == 1).all()
