@@ -31,6 +31,9 @@ Spacing: with ``spacing=(sz, sy, sx)`` the cost of a step is multiplied by
 ``max(spacing of the axes the step moves along) / min(spacing)``, so an intensity change across
 a coarse axis (e.g. z in a confocal stack) costs proportionally more than the same change within
 a finely sampled plane. Isotropic spacing gives the same result as no spacing.
+
+This module validates and pads the inputs; :mod:`pointseg_cli.objectness.buckets` drives the
+bucket-queue kernel that does the growing.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ import numpy as np
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, PointsError, check_choice
 from pointseg_cli.objectness import _kernels
+from pointseg_cli.objectness.buckets import bucket_count as _n_buckets
+from pointseg_cli.objectness.buckets import grow_regions
+from pointseg_cli.objectness.buckets import inverse_bucket_width as _inverse_bucket_width
 
 log = logging.getLogger(__name__)
 
@@ -225,99 +231,6 @@ def seed_reference(image: np.ndarray, seeds: np.ndarray, *, radius: int = SEED_R
         acc[ok] += image[tuple(q[ok].T)].astype(np.float64)
         count[ok] += 1.0
     return acc / count[:, None]
-
-
-#: Bucket-queue window: about one bucket per 16 voxels, between 2**10 and 2**20 buckets.
-_MIN_BUCKETS, _MAX_BUCKETS = 2**10, 2**20
-#: Step costs sampled to choose the bucket width.
-_N_COST_SAMPLES = 4096
-
-
-def _n_buckets(n_vox: int) -> int:
-    """Power-of-two number of buckets in the queue's circular window."""
-    want = min(max(n_vox // 16, _MIN_BUCKETS), _MAX_BUCKETS)
-    return 1 << (want - 1).bit_length()
-
-
-def _inverse_bucket_width(
-    pimg: np.ndarray, regions: np.ndarray, flat_offsets: np.ndarray, weights: np.ndarray, refs: np.ndarray,
-    cost_mode: int, *, spatial: tuple[int, ...], strides: np.ndarray, max_step: float, n_buckets: int,
-) -> float:
-    """``1 / bucket width`` so that the window spans the 99th percentile of sampled step costs.
-
-    Only speed depends on it: the queue pops in exact ``(distance, push order)`` order for any
-    width. Sampling is deterministic (fixed generator seed). Returns 0 (a single bucket) when all
-    steps are free.
-    """
-    if not max_step > 0:
-        return 0.0
-    rng = np.random.default_rng(0)
-    coords = np.stack([rng.integers(0, s, _N_COST_SAMPLES) for s in spatial], axis=1)
-    p = (coords + 1) @ strides
-    k = rng.integers(0, len(flat_offsets), _N_COST_SAMPLES)
-    q = p + flat_offsets[k]
-    inside = regions[q] >= 0
-    p, q, k = p[inside], q[inside], k[inside]
-    if cost_mode == _kernels.COST_SEED and len(refs):
-        other = refs[rng.integers(0, len(refs), len(p))]
-    else:
-        other = pimg[p].astype(np.float64)
-    costs = weights[k] * ((pimg[q].astype(np.float64) - other) ** 2).sum(axis=1)
-    scale = float(np.quantile(costs, 0.99)) if costs.size else 0.0
-    if not scale > 0:
-        scale = max_step
-    # keep floor(d * inv_delta) well inside int64 for every reachable distance d <= n_vox * max_step
-    limit = 2.0**60 / (max_step * float(np.prod(spatial)))
-    return min(n_buckets / scale, limit)
-
-
-def _enlarged(a: np.ndarray, n: int) -> np.ndarray:
-    """``a`` copied into a new array of length ``max(n, 2 len(a))`` (same dtype)."""
-    out = np.empty(max(n, 2 * len(a)), a.dtype)
-    out[: len(a)] = a
-    return out
-
-
-def grow_regions(
-    image: np.ndarray, regions: np.ndarray, dist: np.ndarray, offsets: np.ndarray, weights: np.ndarray,
-    seeds: np.ndarray, seed_labels: np.ndarray, refs: np.ndarray, cost_mode: int, *, geodesic: bool,
-    inv_delta: float, n_buckets: int,
-) -> int:
-    """Run :func:`_kernels.grow_buckets` on flat padded arrays, growing its storage as it asks.
-
-    Arrays as in the kernel module's preconditions (``regions`` 0 inside, ``dist`` inf), plus
-    ``seeds`` (int64 flat indices, distinct) and their ``seed_labels``; fills ``regions`` and
-    ``dist`` in place and returns the number of settled voxels. ``n_buckets`` must be a power of
-    two; with ``inv_delta = 0`` all entries share one bucket (a plain binary heap).
-    """
-    n_seeds = len(seeds)
-    # 16-byte pool entries (float64 key, int32 node, int32 next) unless indices need 64 bits
-    idx = np.int32 if len(regions) < 2**31 else np.int64
-    ew = 4 if idx is np.int32 else 3
-    n_off = len(offsets)
-    regions[seeds] = seed_labels
-    dist[seeds] = 0.0
-    cap = max(len(regions) // 64, 64)
-    pool = np.empty(ew * cap, idx)
-    hcap = max(n_seeds + 2 * n_off, 256)
-    hkey, hcnt, hnode = np.zeros(hcap), np.arange(hcap, dtype=np.int64), np.empty(hcap, idx)
-    hnode[:n_seeds] = seeds
-    ocap = 256 + 2 * n_off
-    okey, ocnt, onode = np.empty(ocap), np.empty(ocap, np.int64), np.empty(ocap, idx)
-    bhead = np.full(n_buckets, -1, np.int64)
-    state = np.zeros(_kernels.STATE_LEN, np.int64)
-    state[[_kernels.S_SIZE, _kernels.S_COUNTER, _kernels.S_FREE]] = n_seeds, n_seeds, -1
-    while _kernels.grow_buckets(image, regions, dist, offsets, weights, refs, cost_mode, geodesic, inv_delta,
-                                bhead, pool, pool.view(np.float64), hkey, hcnt, hnode, okey, ocnt, onode,
-                                state) == _kernels.NEED_SPACE:
-        size, used, osize = (int(state[i]) for i in (_kernels.S_SIZE, _kernels.S_USED, _kernels.S_OSIZE))
-        if used + osize + n_off > len(pool) // ew:
-            pool = _enlarged(pool, ew * (used + osize + 2 * n_off))
-        if size + n_off >= len(hkey):  # >=: a full heap also stops moving a bucket into it
-            hkey, hcnt, hnode = (_enlarged(a, size + 2 * n_off) for a in (hkey, hcnt, hnode))
-        if osize + n_off > len(okey):
-            okey, ocnt, onode = (_enlarged(a, osize + 2 * n_off) for a in (okey, ocnt, onode))
-    return int(state[_kernels.S_POPPED])
 
 
 def compute_objectness(
