@@ -120,6 +120,26 @@ NEED_SPACE = 1
 STATE_LEN = 11
 
 
+@njit(cache=True, inline="always")
+def _list_push(pool, pool_f, bhead, slot, key, node, free, used, ew, fw, kn):  # noqa: ANN001, ANN202
+    """Prepend ``(key, node)`` to bucket ``slot``'s list; returns the new ``(free, used)``.
+
+    The entry comes from the free list when it has one, else from the end of the used part of
+    the pool. Capacity must suffice.
+    """
+    if free >= 0:
+        j = free
+        free = pool[ew * j + kn + 1]
+    else:
+        j = used
+        used += 1
+    pool_f[fw * j] = key
+    pool[ew * j + kn] = node
+    pool[ew * j + kn + 1] = bhead[slot]
+    bhead[slot] = j
+    return free, used
+
+
 @njit(cache=True)
 def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
     image, regions, dist, offsets, weights, refs, cost_mode, geodesic, inv_delta,  # noqa: ANN001
@@ -183,16 +203,7 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
                         if geodesic and kj > dist[nd]:
                             continue
                         slot = np.int64(kj * inv_delta) & mask
-                        if free >= 0:
-                            j = free
-                            free = pool[ew * j + kn + 1]
-                        else:
-                            j = used
-                            used += 1
-                        pool_f[fw * j] = kj
-                        pool[ew * j + kn] = nd
-                        pool[ew * j + kn + 1] = bhead[slot]
-                        bhead[slot] = j
+                        free, used = _list_push(pool, pool_f, bhead, slot, kj, nd, free, used, ew, fw, kn)
                         pending += 1
                     if bhead[cur & mask] >= 0 or (pending == 0 and osize == 0):
                         break
@@ -248,16 +259,7 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
                 counter += 1
             elif ab - cur < n_buckets:
                 slot = ab & mask
-                if free >= 0:
-                    j = free
-                    free = pool[ew * j + kn + 1]
-                else:
-                    j = used
-                    used += 1
-                pool_f[fw * j] = dq
-                pool[ew * j + kn] = q
-                pool[ew * j + kn + 1] = bhead[slot]
-                bhead[slot] = j
+                free, used = _list_push(pool, pool_f, bhead, slot, dq, q, free, used, ew, fw, kn)
                 pending += 1
             else:
                 _push(okey, ocnt, onode, osize, dq, oseq, q)
