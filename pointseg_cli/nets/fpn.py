@@ -18,7 +18,7 @@ from torch import nn
 
 from pointseg_cli.errors import ConfigError, check_choice
 from pointseg_cli.nets.arch import ARCH_DIVISOR, ENCODERS
-from pointseg_cli.nets.heads import CENTERS, LOGITS, CenterHead
+from pointseg_cli.nets.heads import CENTERS, LOGITS, CenterHead, SegmentationNet
 
 #: Spatial sizes fed to the FPN must be multiples of this.
 FPN_DIVISOR = ARCH_DIVISOR["fpn"]
@@ -154,7 +154,7 @@ class _SemanticBranch(nn.Module):
         return x
 
 
-class FPN(nn.Module):
+class FPN(SegmentationNet):
     """ResNet + FPN semantic segmentation network, pyramid levels merged by concatenation.
 
     Parameters
@@ -204,15 +204,6 @@ class FPN(nn.Module):
         self.fuse = _conv_bn_relu(4 * seg, seg)
         self.head = nn.Conv2d(seg, n_classes, 1)
         self.center = CenterHead(seg, ndim=2) if center_head else None
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        """``("logits",)``, or ``("logits", "centers")`` with the centre head."""
-        return (LOGITS,) if self.center is None else (LOGITS, CENTERS)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(N, K + 1, Y, X)``."""
-        return self.forward_heads(x)[LOGITS]
 
     def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every output: ``logits`` ``(N, K + 1, Y, X)`` and, with the head, ``centers`` ``(N, 1, Y, X)`` in [0, 1]."""

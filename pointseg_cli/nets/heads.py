@@ -14,7 +14,7 @@ from torch import nn
 
 from pointseg_cli.nets.arch import CENTERS, LOGITS
 
-__all__ = ["CENTERS", "LOGITS", "CenterHead", "forward_heads"]
+__all__ = ["CENTERS", "LOGITS", "CenterHead", "SegmentationNet", "forward_heads"]
 
 
 class CenterHead(nn.Module):
@@ -40,6 +40,29 @@ class CenterHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Centre *logits* ``(N, 1, *spatial)`` (the network applies the sigmoid after resizing)."""
         return self.out(self.body(x))
+
+
+class SegmentationNet(nn.Module):
+    """Base of the segmentation networks: class logits plus the optional centre head.
+
+    Subclasses set ``self.center`` (a :class:`CenterHead` or ``None``) and implement
+    :meth:`forward_heads`; :meth:`forward` returns its class logits.
+    """
+
+    center: CenterHead | None
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """``("logits",)``, or ``("logits", "centers")`` with the centre head."""
+        return (LOGITS,) if self.center is None else (LOGITS, CENTERS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(N, K + 1, *spatial)``."""
+        return self.forward_heads(x)[LOGITS]
+
+    def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every output by name: ``logits`` and, with the head, ``centers`` in [0, 1]."""
+        raise NotImplementedError
 
 
 def forward_heads(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ from torch import nn
 
 from pointseg_cli.errors import ConfigError
 from pointseg_cli.nets.arch import ARCH_DIVISOR
-from pointseg_cli.nets.heads import CENTERS, LOGITS, CenterHead
+from pointseg_cli.nets.heads import CENTERS, LOGITS, CenterHead, SegmentationNet
 
 #: Spatial sizes fed to the U-Net must be multiples of this (three 2× poolings).
 UNET_DIVISOR = ARCH_DIVISOR["unet3d"]
@@ -31,7 +31,7 @@ def _double_conv(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class UNet3D(nn.Module):
+class UNet3D(SegmentationNet):
     """Four-level 3D U-Net.
 
     Parameters
@@ -80,15 +80,6 @@ class UNet3D(nn.Module):
             self.dec.append(_double_conv(2 * widths[i - 1], widths[i - 1]))
         self.head = nn.Conv3d(widths[0], n_classes, 1)
         self.center = CenterHead(widths[0], ndim=3) if center_head else None
-
-    @property
-    def output_names(self) -> tuple[str, ...]:
-        """``("logits",)``, or ``("logits", "centers")`` with the centre head."""
-        return (LOGITS,) if self.center is None else (LOGITS, CENTERS)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits ``(N, K + 1, Z, Y, X)``."""
-        return self.forward_heads(x)[LOGITS]
 
     def forward_heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every output: ``logits`` and, with the head, ``centers`` ``(N, 1, Z, Y, X)`` in [0, 1]."""
