@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pointseg_cli.errors import PointsError
-from pointseg_cli.io.points import check_name, read_error
+from pointseg_cli.io.points import check_name, finite_number, read_error
 from pointseg_cli.io.raw_points import RawPoints, stem_of, str_array
 
 log = logging.getLogger(__name__)
@@ -118,14 +118,7 @@ def _int_text(elem: ET.Element, tag: str, *, path: Path, required: bool = True) 
         if required:
             raise PointsError(f"'{path.name}': a Marker lacks <{tag}>")
         return None
-    text = child.text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise PointsError(f"'{path.name}': <{tag}> must be a number; found {text[:40]!r}") from None
-    if not math.isfinite(value):
-        raise PointsError(f"'{path.name}': <{tag}> must be a finite number; found {text[:40]!r}")
-    return int(value)
+    return int(finite_number(child.text.strip(), label=f"'{path.name}': <{tag}>"))
 
 
 def read_cellcounter_xml(path: str | Path) -> RawPoints:

@@ -219,12 +219,17 @@ def parse_float(text: str, *, what: str, path: Path, line: int, allow_empty: boo
     text = text.strip()
     if not text and allow_empty:
         return math.nan
+    return finite_number(text, label=f"{path.name} line {line}: {what}")
+
+
+def finite_number(text: str, *, label: str) -> float:
+    """``text`` as a finite float; a PointsError starting with ``label`` names the bad value otherwise."""
     try:
         value = float(text)
     except ValueError:
-        raise PointsError(f"{path.name} line {line}: {what} must be a number; found {text[:40]!r}") from None
+        raise PointsError(f"{label} must be a number; found {text[:40]!r}") from None
     if not math.isfinite(value):
-        raise PointsError(f"{path.name} line {line}: {what} must be a finite number; found {text[:40]!r}")
+        raise PointsError(f"{label} must be a finite number; found {text[:40]!r}")
     return value
 
 
