@@ -71,7 +71,9 @@ def _push(hkey, hcnt, hnode, size, key, cnt, node):  # noqa: ANN001, ANN202
 
 @njit(cache=True, inline="always")
 def _pop_root(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
-    """Remove the root of a heap holding ``size`` entries (the caller has read it first)."""
+    """Remove the root of a heap holding ``size`` entries; returns the root's ``(key, node)``."""
+    root_key = hkey[0]
+    root_node = hnode[0]
     last = size - 1
     key = hkey[last]
     cnt = hcnt[last]
@@ -94,6 +96,7 @@ def _pop_root(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
         hkey[pos] = key
         hcnt[pos] = cnt
         hnode[pos] = node
+    return root_key, root_node
 
 
 @njit(cache=True, inline="always")
@@ -196,9 +199,7 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
                     if pending == 0:
                         cur = max(cur, np.int64(okey[0] * inv_delta) - n_buckets + 1)
                     while osize > 0 and np.int64(okey[0] * inv_delta) - cur < n_buckets:
-                        kj = okey[0]
-                        nd = onode[0]
-                        _pop_root(okey, ocnt, onode, osize)
+                        kj, nd = _pop_root(okey, ocnt, onode, osize)
                         osize -= 1
                         if geodesic and kj > dist[nd]:
                             continue
@@ -231,9 +232,7 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
             active = 0
             counter = 1
             continue
-        p = hnode[0]
-        dp = hkey[0]
-        _pop_root(hkey, hcnt, hnode, size)
+        dp, p = _pop_root(hkey, hcnt, hnode, size)
         size -= 1
         if geodesic and dp > dist[p]:
             continue
