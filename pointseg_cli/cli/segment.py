@@ -58,6 +58,13 @@ def command(
     preview: bool = typer.Option(
         False, "--preview", help="Also write a PNG: object outlines over the image (orthogonal views of a volume)."
     ),
+    instances: str = typer.Option(
+        "auto", "--instances", metavar="auto|centers|distance|components|none",
+        help="Object instances written as <stem>.instances.tif and <stem>.objects.csv: 'centers' splits touching "
+        "objects at the peaks of the model's centre output, 'distance' at the peaks of the distance to the "
+        "boundary, 'components' keeps connected regions whole; 'auto' is 'centers' when the model has a centre "
+        "output, else 'distance'; 'none' writes no instances.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs already exist."),
     axes: str | None = typer.Option(None, "--axes", help="Override the stored axes, e.g. ZYX, CZYX, YXC."),
     voxel_size: str | None = typer.Option(
@@ -80,7 +87,8 @@ def command(
         None, "--dask-workers", help="Worker processes of a local Dask cluster (default: one per core); implies --dask."
     ),
 ) -> None:
-    """Segment images and volumes with a trained model; writes `<stem>.labels.tif` (class ids).
+    """Segment images and volumes with a trained model; writes `<stem>.labels.tif` (class ids),
+    `<stem>.instances.tif` (object ids) and `<stem>.objects.csv` (one row per object).
 
     Outputs go beside each input, or into --out-dir. Without --model each input gets the default
     model of its kind (2D grayscale, volume); the model used is printed, and every output records
@@ -100,7 +108,7 @@ def command(
     config = SegmentConfig(
         tile=_parse_tile(tile), overlap=overlap, blend=blend, batch_size=batch_size, precision=precision,
         probabilities=probabilities, preview=preview, overwrite=overwrite, axes=axes, stain=not no_stain_normalize,
-        voxel_size=parse_floats(voxel_size, what="--voxel-size"),
+        voxel_size=parse_floats(voxel_size, what="--voxel-size"), instances=instances,
     )
     if dask or scheduler or dask_workers is not None:
         result = _run_dask(inputs, config, out_dir=out_dir, model=model, device=device, scheduler=scheduler,

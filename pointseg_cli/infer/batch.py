@@ -75,12 +75,17 @@ class SegmentConfig(SegmentOptions):
     voxel_size : tuple of float, optional
         Override of the stored voxel size in µm: one value, or one per spatial axis (see
         :func:`pointseg_cli.io.voxel.resolve_voxel_size`).
+    instances : {"auto", "centers", "distance", "components", "none"}
+        Object instances written with the labels (``<stem>.instances.tif``, ``<stem>.objects.csv``);
+        ``auto`` (the default here) is ``centers`` for a model with a centre output, else
+        ``distance``; ``none`` writes neither file.
     """
 
     precision: str = "auto"
     overwrite: bool = False
     axes: str | None = None
     voxel_size: tuple[float, ...] | None = None
+    instances: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -99,7 +104,8 @@ class SegmentConfig(SegmentOptions):
 
     def provenance_options(self) -> dict[str, Any]:
         """The settings recorded with every output (see :func:`pointseg_cli.infer.outputs.provenance`)."""
-        keys = ("tile", "overlap", "blend", "batch_size", "precision", "axes", "voxel_size", "stain", "probabilities")
+        keys = ("tile", "overlap", "blend", "batch_size", "precision", "axes", "voxel_size", "stain", "probabilities",
+                "instances")
         return {k: list(v) if isinstance(v, tuple) else v for k in keys for v in [getattr(self, k)]}
 
 
@@ -125,7 +131,7 @@ class FileResult:
         Backend that ran the model (e.g. ``CPUExecutionProvider``, ``torch-cuda``); empty when no
         model was run.
     outputs : dict of str to Path
-        Files written, by kind (``labels``, ``probabilities``, ``preview``).
+        Files written, by kind (``labels``, ``instances``, ``objects``, ``probabilities``, ``preview``).
     model : str
         Name of the model used (empty when none was).
     """
@@ -216,6 +222,7 @@ class PredictorCache:
         self.threads = threads
         self._cache: dict[str, Predictor] = {}
         self._info: dict[str, ModelInfo] = {}
+        self._methods: dict[tuple[str, str], str] = {}
 
     def preload(self) -> None:
         """Load the given model now, so that a bad model, device or precision fails before any work."""
@@ -242,6 +249,22 @@ class PredictorCache:
     def models(self) -> tuple[ModelInfo, ...]:
         """The models loaded so far."""
         return tuple(self._info.values())
+
+    def instance_method(self, kind: str, requested: str) -> str:
+        """The instance method for inputs of ``kind``, logged once per model in one line.
+
+        See :func:`~pointseg_cli.infer.instance_outputs.resolve_instance_method`.
+        """
+        from pointseg_cli.infer.instance_outputs import resolve_instance_method
+
+        key = (self._key(kind), requested)
+        if key not in self._methods:
+            name = self.info(kind).name
+            method, why = resolve_instance_method(requested, self.for_kind(kind).metadata, name=f"model {name}")
+            if method != "none":
+                log.info("instances: method '%s' for model %s (%s)", method, name, why)
+            self._methods[key] = method
+        return self._methods[key]
 
     def for_kind(self, kind: str) -> Predictor:
         """The predictor for inputs of ``kind`` (the given model whatever the kind, when there is one)."""
@@ -349,6 +372,11 @@ def segment_one(
                           "(see 'pointseg models list')", shape=shape)
     pred = predictors.for_kind(kind)
     model = predictors.info(kind)
+    if config.instances != "none":
+        try:
+            predictors.instance_method(kind, config.instances)
+        except PointsegError as exc:  # centers for a default model without the head (the batch checked the given one)
+            return FileResult(path, "failed", str(exc), shape=shape, model=model.name)
     prov = provenance(model=model.name, model_sha256=model.sha256, options=config.provenance_options())
     try:
         lock = try_lock(folder, info.stem, task="segment")
@@ -377,8 +405,8 @@ def segment_one(
             where = f" ({exc.filename})" if exc.filename else ""
             return FileResult(path, "failed", f"cannot read or write{where}: {exc.strerror or exc}",
                               shape=shape, provider=pred.provider, model=model.name)
-    # Further per-file steps that work on the class map (e.g. object instances) go here.
-    outputs = {"labels": res.labels, "probabilities": res.probabilities, "preview": res.preview}
+    outputs = {"labels": res.labels, "instances": res.instances, "objects": res.objects,
+               "probabilities": res.probabilities, "preview": res.preview}
     return FileResult(
         path, "ok", shape=shape, seconds=res.seconds, voxels_per_second=res.voxels_per_second,
         provider=res.provider, outputs={k: v for k, v in outputs.items() if v is not None}, model=model.name,

@@ -2,8 +2,8 @@
 
 :func:`check_batch` is what :func:`~pointseg_cli.infer.batch.run_segment` calls after it has
 listed the inputs and loaded the given model: a ``--tile`` or ``--axes`` that does not fit the
-model or an input, or an output name held by a folder stops the
-whole batch (exit code 2) instead of failing every file one by one.
+model or an input, ``--instances centers`` with a model that has no centre output, or an
+output name held by a folder stops the whole batch (exit code 2) instead of failing every file one by one.
 """
 
 from __future__ import annotations
@@ -34,13 +34,15 @@ def check_batch(
     reports it as failed) and checks, per input: that ``config.axes`` fits it, that the model for
     its kind loads (an input whose kind has no model is left to :func:`segment_one`), that
     ``config.tile`` has as many sizes as that model has spatial axes, that with ``config.axes`` the
-    input then fits the given model, and that no output name is taken by a folder (or a ``.zarr``
+    input then fits the given model, that the model has a centre output when ``config.instances``
+    is ``centers``, and that no output name is taken by a folder (or a ``.zarr``
     output's name by a file).
 
     Raises
     ------
     ConfigError
-        ``tile`` or ``axes`` do not fit a model or an input.
+        ``tile`` or ``axes`` do not fit a model or an input; ``instances`` is ``centers`` and a
+        model has no centre output.
     OutputError
         An output name is held by something of the other kind.
     ModelError
@@ -49,6 +51,8 @@ def check_batch(
     from pointseg_cli.io.images import read_info
 
     tile = tuple(config.tile) if config.tile is not None else None
+    if predictors.model is not None and getattr(config, "instances", "none") != "none":
+        predictors.instance_method("3d", config.instances)  # the given model serves every kind
     if tile is not None and predictors.model is not None:
         ndim = _model_ndim(predictors.for_kind("3d"))  # the given model serves every kind
         if len(tile) != ndim:
@@ -71,6 +75,8 @@ def check_batch(
         if not predictors.has_model(kind):
             continue  # no default model for this kind: segment_one fails this input alone
         pred = predictors.for_kind(kind)
+        if getattr(config, "instances", "none") != "none":
+            predictors.instance_method(kind, config.instances)
         ndim = _model_ndim(pred)
         if tile is not None and len(tile) != ndim:
             raise ConfigError(

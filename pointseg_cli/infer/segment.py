@@ -3,9 +3,11 @@
 :func:`segment_file` reads an image lazily (memory-mapped TIFF or zarr), normalises it with the
 model's training-time settings (statistics from a strided subsample of the whole image), runs the
 streaming engine of :mod:`pointseg_cli.infer.stream` and writes ``<stem>.labels.tif`` (uint8 class
-ids) and optionally ``<stem>.probabilities.tif|.zarr`` (float16 ``(K+1, *spatial)``) and
-``<stem>.preview.png``. Every output goes to a temporary name first and is renamed only when the
-whole image is done, so an error or a kill leaves nothing under the final names.
+ids), with ``options.instances`` ``<stem>.instances.tif`` (uint32 object ids) and
+``<stem>.objects.csv`` (:mod:`pointseg_cli.infer.instance_outputs`), and optionally
+``<stem>.probabilities.tif|.zarr`` (float16 ``(K+1, *spatial)``) and ``<stem>.preview.png``.
+Every output goes to a temporary name first and is renamed only when the whole image is done,
+so an error or a kill leaves nothing under the final names.
 
 :func:`segment_array` and :func:`segment_block` run the same engine on an in-memory array, the
 latter on one block plus its halo (the unit a Dask ``map_overlap`` layer would call).
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, ModelError, check_choice
+from pointseg_cli.infer.instance_outputs import INSTANCE_CHOICES, CentreSpool, IdsView, resolve_instance_method
 from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, complete_provenance, write_segment_preview
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.stream import Rows, run_stream
@@ -67,6 +70,9 @@ class SegmentOptions:
     stain : bool
         Apply the model's stain normalisation when it has one (``--no-stain-normalize`` sets
         False, for images whose stains are already normalised).
+    instances : {"none", "auto", "centers", "distance", "components"}
+        Also write object instances and their table (``auto``: ``centers`` when the model has a
+        centre output, else ``distance``). See :mod:`pointseg_cli.infer.instances`.
     """
 
     tile: tuple[int, ...] | None = None
@@ -77,9 +83,11 @@ class SegmentOptions:
     preview: bool = False
     edge_trim: int | None = None
     stain: bool = True
+    instances: str = "none"
 
     def __post_init__(self) -> None:
         check_choice("blend", self.blend, BLEND_MODES)
+        check_choice("instance method", self.instances, INSTANCE_CHOICES)
         if not 0.0 <= self.overlap < 1.0:
             raise ConfigError(f"overlap must be in [0, 1); got {self.overlap}")
         if self.edge_trim is not None and self.edge_trim < 0:
@@ -106,6 +114,10 @@ class SegmentResult:
     tiles: int
     provider: str
     voxel_size: tuple[float, ...] | None = None
+    instances: Path | None = None
+    objects: Path | None = None
+    instance_method: str | None = None
+    n_objects: int | None = None
 
     @property
     def voxels_per_second(self) -> float:
@@ -113,12 +125,16 @@ class SegmentResult:
 
 
 def output_paths(out_dir: str | Path, stem: str, options: SegmentOptions) -> dict[str, Path]:
-    """Final output paths for an input stem: keys ``labels`` and, when asked, ``probabilities``, ``preview``.
+    """Final output paths for an input stem: ``labels`` and, when asked, ``instances`` and ``objects``,
+    ``probabilities``, ``preview``.
 
     ``out_dir`` is the output folder; to write beside an input pass the input's folder.
     """
     out = Path(out_dir)
     paths = {"labels": out / f"{stem}.labels.tif"}
+    if getattr(options, "instances", "none") != "none":
+        paths["instances"] = out / f"{stem}.instances.tif"
+        paths["objects"] = out / f"{stem}.objects.csv"
     if options.probabilities:
         paths["probabilities"] = out / f"{stem}.probabilities.{options.probabilities}"
     if options.preview:
@@ -231,8 +247,10 @@ def segment_file(
     -------
     SegmentResult
     """
+    from pointseg_cli.infer.instance_outputs import write_instances
     from pointseg_cli.io.images import atomic_output, open_image
     from pointseg_cli.io.voxel import resolve_voxel_size
+    from pointseg_cli.io.writers import scratch_file
 
     options = options or SegmentOptions()
     t_start = time.perf_counter()
@@ -264,8 +282,15 @@ def segment_file(
     paths = output_paths(out_dir if out_dir is not None else Path(path).parent, info.stem, options)
     n_out = predictor.metadata.n_outputs
     spatial_axes = info.spatial_axes
+    method = resolve_instance_method(options.instances, predictor.metadata)[0] if "instances" in paths else None
+    inst = None
     with contextlib.ExitStack() as stack:
         tmp = {key: stack.enter_context(atomic_output(p)) for key, p in paths.items()}
+        spool = None
+        if method == "centers":  # the blended centre map, on disk beside the outputs until the ids are made
+            spool = CentreSpool(stack.enter_context(scratch_file(paths["instances"].with_name(f"{info.stem}.centers"))),
+                                spatial)
+            stack.callback(spool.close)
         labels_w = LabelWriter(tmp["labels"], spatial, axes=spatial_axes, classes=predictor.metadata.classes,
                                voxel_size=vsize, provenance=prov)
         stack.callback(labels_w.close)
@@ -280,8 +305,10 @@ def segment_file(
             labels_w.write(rows.start, rows.labels)
             if prob_w is not None and rows.probabilities is not None:
                 prob_w.write(rows.start, rows.probabilities)
+            if spool is not None and rows.centers is not None:
+                spool.write(rows.centers)
 
-        outputs = ("labels", "probabilities") if prob_w is not None else ("labels",)
+        outputs = ("labels",) + (("probabilities",) if prob_w is not None else ()) + (("centers",) if spool else ())
         tiles = run_stream(
             read_slab, normalize, predictor, grid, sink, outputs=outputs, blend=options.blend,
             edge_trim=options.edge_trim, batch_size=options.batch_size, progress=progress, task=info.stem,
@@ -289,6 +316,13 @@ def segment_file(
         labels_w.flush()
         if prob_w is not None:
             prob_w.flush()
+        ids = None
+        if method is not None:
+            inst, ids = write_instances(
+                tmp["labels"], tmp["instances"], tmp["objects"], method=method,
+                centers=spool.array() if spool is not None else None, image=image, axes=spatial_axes,
+                classes=predictor.metadata.classes, voxel_size=vsize, provenance=prov,
+            )
         if "preview" in tmp:
             def display(raw: np.ndarray) -> np.ndarray:  # as the model saw the pixels, in [0, 1]
                 if ref is not None and source is not None:
@@ -296,7 +330,9 @@ def segment_file(
                 return apply_normalization(raw, stats, channel_axis=ch_axis, clip=True)
 
             write_segment_preview(tmp["preview"], image, labels_w, spatial, voxel_size=vsize, provenance=prov,
-                                  display=display, max_size=PREVIEW_SIZE)
+                                  display=display, max_size=PREVIEW_SIZE,
+                                  instances=IdsView(ids) if ids is not None else None)
+        del ids
         labels_w.close()
         if prob_w is not None:
             prob_w.close()
@@ -307,7 +343,8 @@ def segment_file(
     return SegmentResult(
         input=Path(path), labels=paths["labels"], probabilities=paths.get("probabilities"),
         preview=paths.get("preview"), shape=tuple(info.shape), voxels=voxels, seconds=seconds,
-        tiles=tiles, provider=predictor.provider, voxel_size=vsize,
+        tiles=tiles, provider=predictor.provider, voxel_size=vsize, instances=paths.get("instances"),
+        objects=paths.get("objects"), instance_method=method, n_objects=inst.n_instances if inst else None,
     )
 
 

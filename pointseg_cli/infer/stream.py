@@ -49,12 +49,16 @@ class Rows:
         Softmax ``(K+1, n, *spatial[1:])`` float16 (when requested).
     logits : numpy.ndarray or None
         Blended logits ``(K+1, n, *spatial[1:])`` float32, divided by the weight sum (when requested).
+    centers : numpy.ndarray or None
+        Blended object-centre map ``(n, *spatial[1:])`` float32 (when requested; the model's
+        ``centers`` output, blended with the same tiles and weights as the logits).
     """
 
     start: int
     labels: np.ndarray
     probabilities: np.ndarray | None = None
     logits: np.ndarray | None = None
+    centers: np.ndarray | None = None
 
     @property
     def stop(self) -> int:
@@ -133,21 +137,28 @@ class _Blender:
         if p:
             self.acc[(slice(None), slice(0, p), *inner)] += weighted[:, head:]
 
-    def finish(self, lo: int, hi: int, outputs: tuple[str, ...]) -> Rows:
-        """Turn rows ``lo:hi`` (all complete) into outputs, plane by plane, and clear them."""
+    def finish(self, lo: int, hi: int, outputs: tuple[str, ...], n_out: int) -> Rows:
+        """Turn rows ``lo:hi`` (all complete) into outputs, plane by plane, and clear them.
+
+        Channels ``0 .. n_out - 1`` of the accumulator are logits; one more, when present, is the
+        centre map.
+        """
         crop = tuple(slice(0, s) for s in self.grid.shape[1:])
         n = hi - lo
         labels = np.empty((n, *self.grid.shape[1:]), dtype=np.uint8)
-        n_out = self.acc.shape[0]
         want_p = "probabilities" in outputs
         want_l = "logits" in outputs
+        want_c = self.acc.shape[0] > n_out
         probs = np.empty((n_out, n, *self.grid.shape[1:]), np.float16) if want_p else None
         logits = np.empty((n_out, n, *self.grid.shape[1:]), np.float32) if want_l else None
+        centers = np.empty((n, *self.grid.shape[1:]), np.float32) if want_c else None
         for j in range(n):
             r = (lo + j) % self.t0
-            plane = self.acc[(slice(None), r, *crop)]
+            plane = self.acc[(slice(0, n_out), r, *crop)]
             # The weight sum is positive and the same for every class: argmax needs no division.
             labels[j] = np.argmax(plane, axis=0)
+            if centers is not None:
+                centers[j] = self.acc[(n_out, r, *crop)] * (self.inv_inplane / np.float32(self.wsum0[lo + j]))
             if want_p or want_l:
                 norm = plane * (self.inv_inplane / np.float32(self.wsum0[lo + j]))
                 if want_l:
@@ -158,7 +169,7 @@ class _Blender:
                     norm /= norm.sum(axis=0, keepdims=True)
                     probs[:, j] = norm
             self.acc[:, r] = 0.0
-        return Rows(lo, labels, probs, logits)
+        return Rows(lo, labels, probs, logits, centers)
 
 
 def run_stream(
@@ -198,7 +209,9 @@ def run_stream(
     batch_size : int
         Tiles per ``predictor.predict`` call.
     outputs : tuple of str
-        Which of ``labels`` (always), ``probabilities``, ``logits`` the rows carry.
+        Which of ``labels`` (always), ``probabilities``, ``logits``, ``centers`` the rows carry.
+        ``centers`` needs a model with a centre output (``predict_all``); that output is blended
+        as one more channel of the logits' accumulation.
     prefetch : int
         Slabs read ahead of the compute.
 
@@ -209,7 +222,10 @@ def run_stream(
     """
     t0 = grid.tile[0]
     n_out = predictor.metadata.n_outputs
-    blender = _Blender(grid, n_out, blend, edge_trim)
+    want_c = "centers" in outputs
+    if want_c and not getattr(predictor.metadata, "has_centers", False):
+        raise ModelError("the model has no centre output")
+    blender = _Blender(grid, n_out + int(want_c), blend, edge_trim)
     inner = grid.inner_tiles()
     starts0 = grid.starts[0]
     total_tiles = grid.n_tiles
@@ -244,7 +260,7 @@ def run_stream(
         nonlocal emitted
         hi = min(upto, grid.shape[0])
         if hi > emitted:
-            _put(rows_q, blender.finish(emitted, hi, outputs), stop, w_thread)
+            _put(rows_q, blender.finish(emitted, hi, outputs, n_out), stop, w_thread)
         emitted = max(emitted, upto)
 
     r_thread.start()
@@ -266,8 +282,16 @@ def run_stream(
                 group = inner[b : b + batch_size]
                 raw = np.stack([slab[(slice(None), *sl)] for _, sl in group])  # (N, t0, *tile[1:], C)
                 batch = np.moveaxis(normalize(raw), -1, 1)
-                logits = predictor.predict(np.ascontiguousarray(batch))
-                expected = (len(group), n_out, *grid.tile)
+                if want_c:
+                    both = predictor.predict_all(np.ascontiguousarray(batch))  # type: ignore[attr-defined]
+                    logits, centers = both["logits"], both["centers"]
+                    if centers.shape != (len(group), 1, *grid.tile):
+                        raise ModelError(f"model returned centres of shape {centers.shape}; "
+                                         f"expected {(len(group), 1, *grid.tile)}")
+                    logits = np.concatenate([logits, centers], axis=1)
+                else:
+                    logits = predictor.predict(np.ascontiguousarray(batch))
+                expected = (len(group), n_out + int(want_c), *grid.tile)
                 if logits.shape != expected:
                     raise ModelError(f"model returned logits of shape {logits.shape}; expected {expected}")
                 if not logits.flags.writeable:

@@ -135,6 +135,20 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def scratch_file(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path`` (as :func:`atomic_output` names them) and remove it afterwards.
+
+    For intermediate files that never become outputs; a killed run's leftover is removed by
+    :func:`remove_stale_temporaries` like any other temporary.
+    """
+    tmp = _temp_sibling(Path(path))
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+
+
 def _commit(tmp: Path, path: Path) -> None:
     """Rename the finished temporary ``tmp`` over ``path`` (a folder output replaces a folder)."""
     if not tmp.exists():
