@@ -262,7 +262,7 @@ class PredictorCache:
             name = self.info(kind).name
             method, why = resolve_instance_method(requested, self.for_kind(kind).metadata, name=f"model {name}")
             if method != "none":
-                log.info("instances: method '%s' for model %s (%s)", method, name, why)
+                log.info("instances: method '%s' (%s)", method, why)
             self._methods[key] = method
         return self._methods[key]
 

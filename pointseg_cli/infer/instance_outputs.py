@@ -48,7 +48,7 @@ def resolve_instance_method(requested: str, metadata: Any, *, name: str = "the m
             f"--instances centers needs a model with a centre output, and {name} has none; "
             f"use one of: auto, {', '.join(BASELINE_METHODS)}"
         )
-    return requested, "as requested"
+    return requested, f"requested for {name}"
 
 
 class CentreSpool:
