@@ -26,7 +26,8 @@ def test_folder_of_2d_images(runner, inputs, tmp_path):
     res = _seg(runner, inputs, "--out-dir", out, "--model", "test-2d-gray", "--preview")
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["a.labels.tif", "a.preview.png", "b.labels.tif", "b.preview.png"]
+    assert names == [f"{s}.{kind}" for s in "ab" for kind in ("instances.tif", "labels.tif", "objects.csv",
+                                                                 "preview.png")]
     info = read_info(out / "a.labels.tif")
     assert info.shape == (90, 110) and info.dtype == np.uint8
     assert "CPUExecutionProvider" in res.output and "ok" in res.output and "voxels/s" in res.output
@@ -54,7 +55,8 @@ def test_bad_file_is_reported_and_batch_continues_exit_1(runner, inputs, tmp_pat
     assert res.exit_code == 1, res.output
     assert "2 of 4 inputs failed" in res.output
     assert "cannot read 'broken.tif'" in res.output and "model expects 2D images" in res.output
-    assert sorted(p.name for p in out.iterdir()) == ["a.labels.tif", "b.labels.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [f"{s}.{kind}" for s in "ab"
+                                                     for kind in ("instances.tif", "labels.tif", "objects.csv")]
 
 
 def test_3d_volume_with_probabilities_zarr(runner, tmp_path, rng):

@@ -46,7 +46,8 @@ def test_batch_results_skip_and_overwrite(folder, tmp_path, pred2d):
     assert (res.n_ok, res.n_skipped, res.n_failed) == (2, 0, 1) and res.out_dir == out
     a = res.files[0]
     assert a.shape == (70, 90) and a.provider == "torch-cpu" and a.seconds > 0 and a.voxels_per_second > 0
-    assert a.outputs == {"labels": out / "a.labels.tif", "preview": out / "a.preview.png"}
+    assert a.outputs == {"labels": out / "a.labels.tif", "instances": out / "a.instances.tif",
+                         "objects": out / "a.objects.csv", "preview": out / "a.preview.png"}
     assert read_image(a.outputs["labels"]).shape == (70, 90)
     assert "cannot read 'broken.tif'" in res.failures[0].message and res.failures[0].shape is None
     assert ("all files", 0, 3) in calls and calls[-1] == ("all files", 3, 3) and any(c[0] == "a" for c in calls)

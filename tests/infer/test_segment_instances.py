@@ -1,4 +1,4 @@
-"""The instance step of segment_file: centres blended like the logits, instance ids and object table written atomically."""
+"""segment_file's instance step: centres blended like the logits, ids and object table written atomically."""
 
 from __future__ import annotations
 
