@@ -173,7 +173,8 @@ def test_input_locked_by_another_run_is_skipped(runner, two, tmp_path):
         res = invoke(runner, "segment", two, "--out-dir", out, "--model", "test-2d-gray")
         assert res.exit_code == 0, res.output
         assert _statuses(res.output) == {"a.tif": "skipped (locked by another run)", "b.tif": "ok"}
-        assert sorted(p.name for p in out.iterdir()) == [".a.segment.pointseg-lock", "b.labels.tif"]
+        assert sorted(p.name for p in out.iterdir()) == [".a.segment.pointseg-lock", "b.instances.tif",
+                                                         "b.labels.tif", "b.objects.csv"]
     assert leftovers(out) == []  # the holder removes its lock file when it lets go
     res = invoke(runner, "segment", two, "--out-dir", out, "--model", "test-2d-gray")
     assert _statuses(res.output) == {"a.tif": "ok", "b.tif": "skipped (outputs exist)"}

@@ -60,7 +60,8 @@ def test_input_that_does_not_fit_the_model_still_fails_alone(runner, folder, tmp
     tifffile.imwrite(folder / "v.tif", np.stack([IMAGE] * 8), photometric="minisblack")
     out = tmp_path / "out"
     assert_batch_failure(invoke(runner, "segment", folder, "--out-dir", out, *MODEL), "v.tif", "2D")
-    assert sorted(p.name for p in out.iterdir()) == ["a.labels.tif", "b.labels.tif"]
+    assert sorted(p.name for p in out.iterdir()) == [f"{s}.{kind}" for s in "ab"
+                                                     for kind in ("instances.tif", "labels.tif", "objects.csv")]
 
 
 def test_out_dir_is_a_file(runner, folder, tmp_path):
@@ -134,7 +135,7 @@ def test_final_name_taken_after_the_check_fails_that_file_and_leaves_no_temporar
 
     out = tmp_path / "out"
     (out / "a.labels.tif").mkdir(parents=True)
-    res = segment_one(folder / "a.tif", config=SegmentConfig(overwrite=True), out_dir=out,
+    res = segment_one(folder / "a.tif", config=SegmentConfig(overwrite=True, instances="none"), out_dir=out,
                       predictors=PredictorCache("test-2d-gray", device="cpu"))
     assert res.status == "failed" and "is a folder" in res.message
     assert leftovers(out) == [] and sorted(p.name for p in out.iterdir()) == ["a.labels.tif"]
