@@ -1,13 +1,21 @@
 """Side-by-side benchmark: ``pointseg segment`` vs MONAI ``sliding_window_inference``.
 
 Same network (the paper's 3D U-Net, ``pointseg_cli.nets.unet3d.UNet3D``, random weights), same
-volume, tile, overlap (0.25) and gaussian blending (sigma = tile / 8). Two measurements:
+volume, tile, overlap (segment's default unless ``--overlap``) and gaussian blending (sigma = tile / 8).
+Measurements:
 
 * end to end, from the uint16 TIFF on disk to a uint8 labels TIFF on disk: ours is
   ``segment_file`` with the exported ONNX model in onnxruntime; the peer reads the TIFF with
   tifffile, normalises it the same way, runs ``sliding_window_inference`` with the PyTorch model,
   takes the argmax and writes the labels with tifffile;
-* model only: one batch of tiles through onnxruntime (ours) and PyTorch (peer).
+* model only: one batch of tiles through onnxruntime (ours) and PyTorch (peer), and end to end
+  as a fraction of it; both results' label agreement with one whole-volume pass of the network;
+* the default ``nuclei-3d`` model end to end on a 64x512x512 volume with onnxruntime's default
+  session options and overlap 0.25 (before) vs ours and the default overlap (after).
+
+``--border-study`` compares tiled labels at several overlaps with one tile covering the whole
+volume (how far tile-border effects reach); ``--session-options`` compares model-only throughput
+with onnxruntime's default session options and ours.
 
 ``--memory`` instead segments a large uint16 volume (default 2 GB, written with a tifffile
 memmap) with the tiny embedded ``test-3d`` model in a child process and prints its peak RSS
