@@ -1,13 +1,21 @@
 """Side-by-side benchmark: ``pointseg segment`` vs MONAI ``sliding_window_inference``.
 
 Same network (the paper's 3D U-Net, ``pointseg_cli.nets.unet3d.UNet3D``, random weights), same
-volume, tile, overlap (0.25) and gaussian blending (sigma = tile / 8). Two measurements:
+volume, tile, overlap (segment's default unless ``--overlap``) and gaussian blending (sigma = tile / 8).
+Measurements:
 
 * end to end, from the uint16 TIFF on disk to a uint8 labels TIFF on disk: ours is
   ``segment_file`` with the exported ONNX model in onnxruntime; the peer reads the TIFF with
   tifffile, normalises it the same way, runs ``sliding_window_inference`` with the PyTorch model,
   takes the argmax and writes the labels with tifffile;
-* model only: one batch of tiles through onnxruntime (ours) and PyTorch (peer).
+* model only: one batch of tiles through onnxruntime (ours) and PyTorch (peer), and end to end
+  as a fraction of it; both results' label agreement with one whole-volume pass of the network;
+* the default ``nuclei-3d`` model end to end on a 64x512x512 volume with onnxruntime's default
+  session options and overlap 0.25 (before) vs ours and the default overlap (after).
+
+``--border-study`` compares tiled labels at several overlaps with one tile covering the whole
+volume (how far tile-border effects reach); ``--session-options`` compares model-only throughput
+with onnxruntime's default session options and ours.
 
 ``--memory`` instead segments a large uint16 volume (default 2 GB, written with a tifffile
 memmap) with the tiny embedded ``test-3d`` model in a child process and prints its peak RSS
@@ -125,13 +133,19 @@ def run_side_by_side(args: argparse.Namespace) -> None:
     ours()  # warm-up (and a check that both run)
     peer()
     ours_labels = tifffile.imread(tmp / "ours" / "volume.labels.tif")
-    agree = float(np.mean(ours_labels == tifffile.imread(tmp / "peer.labels.tif")))
+    peer_labels = tifffile.imread(tmp / "peer.labels.tif")
+    agree = float(np.mean(ours_labels == peer_labels))
+    with torch.inference_mode():  # the agreement check: one pass over the whole volume, no tiles
+        x = torch.from_numpy(normalize_image(tifffile.imread(vol), norm))[None, None].to(torch_dev)
+        whole = net(x)[0].argmax(0).to(torch.uint8).cpu().numpy()
     t_ours = _timeit(ours, args.repeats)
     t_peer = _timeit(peer, args.repeats)
     print(f"end to end (TIFF -> labels TIFF), best of {args.repeats}:")
     print(f"  ours  {t_ours:8.2f} s  {voxels / t_ours / 1e6:8.2f} Mvox/s")
     print(f"  MONAI {t_peer:8.2f} s  {voxels / t_peer / 1e6:8.2f} Mvox/s")
     print(f"  ratio ours/MONAI throughput: {t_peer / t_ours:.2f}x   (labels agree on {agree * 100:.2f}% of voxels)")
+    print(f"  labels agree with one whole-volume pass: ours {np.mean(ours_labels == whole) * 100:.3f}%, "
+          f"MONAI {np.mean(peer_labels == whole) * 100:.3f}% of voxels")
 
     batch = np.random.default_rng(1).random((args.batch_size, 1, *tile), dtype=np.float32)
     xb = torch.from_numpy(batch).to(torch_dev)
@@ -156,6 +170,169 @@ def run_side_by_side(args: argparse.Namespace) -> None:
     print(f"  ours (onnxruntime {pred.provider})  {tile_vox / m_ours / 1e6:8.2f} Mvox/s")
     print(f"  peer (torch)                        {tile_vox / m_peer / 1e6:8.2f} Mvox/s")
     print(f"  ratio ours/peer: {m_peer / m_ours:.2f}x")
+    print(f"end to end as a fraction of model-only throughput: ours {(voxels / t_ours) / (tile_vox / m_ours):.2f}, "
+          f"MONAI {(voxels / t_peer) / (tile_vox / m_peer):.2f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if device == "cpu" and args.default_shape:
+        run_default_model(args)
+
+
+def run_default_model(args: argparse.Namespace) -> None:
+    """The default ``nuclei-3d`` end to end: onnxruntime default options and overlap 0.25 vs today's defaults."""
+    import onnxruntime as ort
+
+    from pointseg_cli.infer.predictors import OrtPredictor
+    from pointseg_cli.infer.segment import SegmentOptions, segment_file
+    from pointseg_cli.zoo import fetch
+
+    tmp = Path(tempfile.mkdtemp(prefix="pointseg-default-"))
+    vol = tmp / "volume.tif"
+    make_volume(vol, args.default_shape)
+    path = fetch("nuclei-3d")
+    before = OrtPredictor(path, device="cpu")
+    plain = ort.SessionOptions()
+    plain.log_severity_level = 3
+    before.session = ort.InferenceSession(str(path), sess_options=plain, providers=["CPUExecutionProvider"])
+    after = OrtPredictor(path, device="cpu")
+    runs = {"before: onnxruntime default options, overlap 0.25": (before, SegmentOptions(overlap=0.25)),
+            f"after: pointseg session options, overlap {SegmentOptions().overlap}": (after, SegmentOptions())}
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(args.repeats):  # interleaved, so that load changes hit both alike
+        for k, (pred, opts) in runs.items():
+            best[k] = min(best[k], segment_file(vol, tmp / "out", pred, options=opts).seconds)
+            shutil.rmtree(tmp / "out")
+    voxels = int(np.prod(args.default_shape))
+    print(f"default model nuclei-3d, {args.default_shape} uint16 TIFF -> labels TIFF, best of {args.repeats}, "
+          f"load average {os.getloadavg()[0]:.1f}:")
+    for k, sec in best.items():
+        print(f"  {k:<52} {sec:7.2f} s {voxels / sec / 1e6:7.2f} Mvox/s")
+    a, b = best.values()
+    print(f"  ratio after/before throughput: {a / b:.2f}x")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bench_unet(tmp: Path, tile: tuple[int, ...], filters: int, *, precision: str = "fp32") -> Path:
+    """The benchmark's U-Net (random weights, seed 0) exported to ONNX; returns the path."""
+    import torch
+
+    from pointseg_cli.export.onnx import export_module
+    from pointseg_cli.model.metadata import ModelMetadata
+    from pointseg_cli.nets.unet3d import UNet3D
+    from pointseg_cli.preprocess.normalize import Normalization
+
+    torch.manual_seed(0)
+    net = UNet3D(1, 2, base_filters=filters).eval()
+    meta = ModelMetadata(classes=("object",), ndim=3, channels=1, normalization=Normalization().to_dict(),
+                         tile=tile, divisor=8)
+    return export_module(net, meta, tmp / "unet.onnx", precision=precision,
+                         tolerance=5e-2 if precision == "fp16" else None).path
+
+
+def _study_networks(args: argparse.Namespace, tmp: Path) -> list[tuple[str, Path, np.ndarray]]:
+    """(name, onnx path, volume) for the default ``nuclei-3d`` model and the benchmark U-Net."""
+    import tifffile
+
+    from pointseg_cli.demo.nuclei3d import make_nuclei_volume
+    from pointseg_cli.zoo import fetch
+
+    nuclei = make_nuclei_volume(args.study_shape, seed=12).image
+    vol = tmp / "bench.tif"
+    make_volume(vol, args.study_shape_unet)
+    return [("nuclei-3d", Path(fetch("nuclei-3d")), nuclei),
+            (f"U-Net {args.filters} filters (benchmark)", _bench_unet(tmp, args.tile, args.filters),
+             tifffile.imread(vol))]
+
+
+def _seam_distance(grid, shape: tuple[int, ...]) -> np.ndarray:
+    """Per voxel, the distance to the nearest tile edge that lies inside the volume (inf: none)."""
+    dist = np.full(shape, np.inf, dtype=np.float32)
+    for a, (starts, t, n) in enumerate(zip(grid.starts, grid.tile, shape, strict=True)):
+        edges = sorted({s for s in starts if 0 < s < n} | {s + t for s in starts if 0 < s + t < n})
+        if not edges:
+            continue
+        c = np.arange(n)[:, None] + 0.5
+        d = np.min(np.abs(c - np.asarray(edges)[None]), axis=1) - 0.5
+        dist = np.minimum(dist, d.reshape([n if i == a else 1 for i in range(len(shape))]))
+    return dist
+
+
+def run_border_study(args: argparse.Namespace) -> None:
+    """How far tile-border effects reach: tiled labels vs one tile covering the whole volume."""
+    from pointseg_cli.infer.predictors import OrtPredictor
+    from pointseg_cli.infer.segment import SegmentOptions, segment_array
+    from pointseg_cli.infer.tiling import make_grid
+
+    tmp = Path(tempfile.mkdtemp(prefix="pointseg-border-"))
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared, noisy)")
+    print("reference: one tile covering the whole volume. trim 'auto' = a quarter of the real overlap (the "
+          "default). overlap: requested; real: smallest real overlap in voxels per axis (tiles are spread "
+          "evenly). agree: labels; balanced: labels thresholded at the reference's median class-1 margin (half "
+          "the voxels foreground: sensitive even for an untrained net). reach: largest distance of a differing "
+          "voxel from the nearest inner tile edge")
+    for name, path, image in _study_networks(args, tmp):
+        pred = OrtPredictor(path, device="cpu")
+        tile = tuple(pred.metadata.tile) if name == "nuclei-3d" else tuple(args.tile)
+        whole = segment_array(image, pred, options=SegmentOptions(tile=image.shape, overlap=0.0), return_logits=True)
+        margin = whole.logits[1] - whole.logits[0]
+        thr = float(np.median(margin))
+        print(f"\n{name}: volume {image.shape}, tile {tile}, {pred.metadata.precision}; foreground in the "
+              f"reference {np.mean(whole.labels > 0) * 100:.1f}% of voxels")
+        print(f"  {'overlap':>8} {'trim':>5} {'real':>12} {'tiles':>6} {'computed':>9} {'agree %':>9} "
+              f"{'balanced %':>11} {'reach':>6} {'seconds':>8}")
+        for overlap in args.overlaps:
+            for trim in args.trims:
+                t = time.perf_counter()
+                res = segment_array(image, pred, options=SegmentOptions(tile=tile, overlap=overlap, edge_trim=trim),
+                                    return_logits=True)
+                sec = time.perf_counter() - t
+                grid = make_grid(image.shape, tile, overlap=overlap, divisor=pred.metadata.divisor)
+                real = ",".join(str(grid.min_overlap(a)) for a in range(grid.ndim))
+                ratio = grid.n_tiles * int(np.prod(grid.tile)) / image.size
+                diff = res.labels != whole.labels
+                balanced = np.mean(((res.logits[1] - res.logits[0]) > thr) == (margin > thr)) * 100
+                reach = _seam_distance(grid, image.shape)[diff].max() if diff.any() else 0
+                print(f"  {overlap:>8.4g} {'auto' if trim is None else trim:>5} {real:>12} {grid.n_tiles:>6} "
+                      f"{ratio:>8.2f}x {100 - diff.mean() * 100:>9.3f} {balanced:>11.3f} {reach:>6.0f} "
+                      f"{sec:>8.1f}", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_session_options(args: argparse.Namespace) -> None:
+    """Model-only throughput with onnxruntime's default session options vs ours, interleaved."""
+    import onnxruntime as ort
+
+    from pointseg_cli.infer.predictors import physical_cores, session_options
+    from pointseg_cli.model.metadata import read_model_metadata
+
+    tmp = Path(tempfile.mkdtemp(prefix="pointseg-ort-"))
+    print(f"machine: {os.cpu_count()} CPUs ({physical_cores()} physical usable), load average "
+          f"{os.getloadavg()[0]:.1f} (shared, noisy); onnxruntime {ort.__version__}")
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 3
+    for name, path, _ in _study_networks(args, tmp):
+        meta = read_model_metadata(path)
+        tile = tuple(meta.tile) if name == "nuclei-3d" else tuple(args.tile)
+        dtype = np.float16 if meta.precision == "fp16" else np.float32
+        x = np.random.default_rng(1).random((args.batch_size, 1, *tile)).astype(dtype)
+        sessions = {"onnxruntime defaults": ort.InferenceSession(str(path), sess_options=quiet,
+                                                                 providers=["CPUExecutionProvider"]),
+                    "pointseg session_options": ort.InferenceSession(str(path), sess_options=session_options(ort),
+                                                                     providers=["CPUExecutionProvider"])}
+        feeds = {s: {s_.get_inputs()[0].name: x} for s, s_ in sessions.items()}
+        best = dict.fromkeys(sessions, float("inf"))
+        for s, sess in sessions.items():
+            sess.run(None, feeds[s])
+        for _ in range(max(3, args.repeats)):  # interleaved, so that load changes hit both alike
+            for s, sess in sessions.items():
+                t = time.perf_counter()
+                sess.run(None, feeds[s])
+                best[s] = min(best[s], time.perf_counter() - t)
+        vox = args.batch_size * int(np.prod(tile))
+        print(f"{name}: {args.batch_size} x {tile} per call, best of {max(3, args.repeats)}")
+        for s, b in best.items():
+            print(f"  {s:<26} {vox / b / 1e6:8.2f} Mvox/s")
+        a, b = best.values()
+        print(f"  ratio ours/defaults: {a / b:.2f}x")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -214,23 +391,47 @@ def main() -> None:
     ap.add_argument("--shape", type=_ints, default=None, help="Z,Y,X (default 32,256,256 CPU; 64,1024,1024 cuda)")
     ap.add_argument("--tile", type=_ints, default=None, help="Z,Y,X (default 32,128,128 CPU; 32,256,256 cuda)")
     ap.add_argument("--filters", type=int, default=None, help="U-Net filters (default 16 CPU, 64 cuda)")
-    ap.add_argument("--overlap", type=float, default=0.25)
+    ap.add_argument("--overlap", type=float, default=None, help="default: segment's default overlap")
+    ap.add_argument("--default-shape", type=_ints, default=(64, 512, 512),
+                    help="volume of the default-model before/after run (CPU; 0 skips it)")
     ap.add_argument("--batch-size", type=int, default=None, help="tiles per call (default 1 CPU, 4 cuda)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--memory", action="store_true", help="peak-RSS run on a large volume instead")
     ap.add_argument("--memory-gb", type=float, default=2.0)
     ap.add_argument("--tile-memory", type=_ints, default=(32, 128, 128))
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--border-study", action="store_true",
+                    help="labels of tiled vs one-tile whole-volume inference per overlap and trim")
+    ap.add_argument("--session-options", action="store_true",
+                    help="model-only throughput, onnxruntime default session options vs ours")
+    ap.add_argument("--study-shape", type=_ints, default=(64, 320, 320),
+                    help="synthetic nuclei volume for nuclei-3d in those two modes")
+    ap.add_argument("--study-shape-unet", type=_ints, default=(64, 256, 256),
+                    help="benchmark volume for the U-Net in those two modes")
+    ap.add_argument("--overlaps", type=lambda t: tuple(float(v) for v in t.split(",")),
+                    default=(0.25, 0.125, 0.0625, 0.0))
+    ap.add_argument("--trims", type=lambda t: tuple(None if v == "auto" else int(v) for v in t.split(",")),
+                    default=(None,), help="edge trims to try, e.g. auto,0,4 (auto = a quarter of the overlap)")
     args = ap.parse_args()
     cuda = args.device == "cuda"
     args.shape = args.shape or ((64, 1024, 1024) if cuda else (32, 256, 256))
     args.tile = args.tile or ((32, 256, 256) if cuda else (32, 128, 128))
     args.filters = args.filters or (64 if cuda else 16)
     args.batch_size = args.batch_size or (4 if cuda else 1)
+    if args.overlap is None:
+        from pointseg_cli.infer.segment import SegmentOptions
+
+        args.overlap = SegmentOptions().overlap
+    if args.default_shape == (0,):
+        args.default_shape = None
     if args.memory_child:
         memory_child(args.memory_child, args.tile or args.tile_memory, args.batch_size)
     elif args.memory:
         run_memory(args)
+    elif args.border_study:
+        run_border_study(args)
+    elif args.session_options:
+        run_session_options(args)
     else:
         run_side_by_side(args)
 

@@ -13,6 +13,7 @@ predictors without it keep working).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -72,6 +73,44 @@ def _import_ort(*, want_cuda: bool) -> Any:
     return ort
 
 
+def physical_cores() -> int:
+    """Physical CPU cores this process may run on (hyperthreads not counted; at least 1)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    physical = None
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False)
+    except ImportError:
+        pass
+    return max(1, min(usable, physical or usable))
+
+
+def session_options(ort: Any, *, threads: int | None = None) -> Any:
+    """onnxruntime session options for tiled inference on this machine.
+
+    Intra-op threads = ``threads``, or the physical cores this process may use (onnxruntime's own
+    default counts every core of the machine, also those a container or ``taskset`` withholds);
+    one inter-op thread and sequential execution (the graph is a chain of convolutions); all graph
+    optimisations; the memory arena and memory-pattern planning on, so buffers are reused from one
+    tile batch to the next. Worker threads do not spin while waiting for work, which leaves the
+    cores to the reader and writer threads (and to other processes on a shared machine).
+    """
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads) if threads else physical_cores()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_cpu_mem_arena = True
+    opts.enable_mem_pattern = True
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return opts
+
+
 class OrtPredictor:
     """Run an ONNX model exported by ``pointseg export`` with onnxruntime.
 
@@ -83,7 +122,8 @@ class OrtPredictor:
         ``auto`` uses CUDA only when the created session really has ``CUDAExecutionProvider``;
         ``cuda`` raises :class:`DeviceError` when it does not (no silent CPU fallback).
     threads : int, optional
-        Intra-op threads for the CPU provider (onnxruntime's default when None).
+        Intra-op threads for the CPU provider (the physical cores this process may use when None;
+        see :func:`session_options`).
     """
 
     def __init__(self, path: str | Path, *, device: str = "auto", threads: int | None = None) -> None:
@@ -100,9 +140,7 @@ class OrtPredictor:
             )
         want_cuda = device == "cuda" or (device == "auto" and not no_driver)
         ort = _import_ort(want_cuda=want_cuda)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
+        opts = session_options(ort, threads=threads)
         if not log.isEnabledFor(logging.DEBUG):
             # onnxruntime logs a failed CUDA provider at error level on stderr; we report it ourselves.
             opts.log_severity_level = 4
@@ -254,8 +292,8 @@ def make_predictor(
         For checkpoints: ``auto`` is fp16 on CUDA, fp32 on the CPU. For ONNX models the precision
         is fixed at export; a value other than ``auto`` must match it.
     threads : int, optional
-        Intra-op CPU threads of an ONNX model's session (onnxruntime's default, all cores, when
-        None); several worker processes on one machine each take a share.
+        Intra-op CPU threads of an ONNX model's session (the physical cores this process may use
+        when None); several worker processes on one machine each take a share.
     """
     check_choice("precision", precision, PRECISION_CHOICES)
     path = Path(model_path)

@@ -76,7 +76,7 @@ class SegmentOptions:
     """
 
     tile: tuple[int, ...] | None = None
-    overlap: float = 0.25
+    overlap: float = 0.125
     blend: str = "gaussian"
     batch_size: int = 4
     probabilities: str | None = None

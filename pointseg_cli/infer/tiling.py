@@ -159,7 +159,7 @@ def make_grid(
     shape: Sequence[int],
     tile: Sequence[int],
     *,
-    overlap: float = 0.25,
+    overlap: float = 0.125,
     divisor: int = 1,
 ) -> TileGrid:
     """Build a tile grid over ``shape``.

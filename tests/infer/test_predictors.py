@@ -87,3 +87,27 @@ def test_cuda_provider_with_io_binding_matches_cpu(onnx_2d, rng):
     assert gpu.provider == "CUDAExecutionProvider"
     x = rng.random((2, 1, 64, 96), dtype=np.float32)
     np.testing.assert_allclose(gpu.predict(x), OrtPredictor(onnx_2d, device="cpu").predict(x), atol=1e-3)
+
+
+def test_session_options_threads_default_to_usable_physical_cores(monkeypatch):
+    import onnxruntime as ort
+
+    from pointseg_cli.infer import predictors
+
+    monkeypatch.setattr(predictors, "physical_cores", lambda: 3)
+    opts = predictors.session_options(ort)
+    assert opts.intra_op_num_threads == 3 and opts.inter_op_num_threads == 1
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert opts.enable_cpu_mem_arena and opts.enable_mem_pattern
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert predictors.session_options(ort, threads=5).intra_op_num_threads == 5
+
+
+def test_physical_cores_never_exceeds_the_cores_this_process_may_use(monkeypatch):
+    import os
+
+    from pointseg_cli.infer import predictors
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert predictors.physical_cores() == 1
