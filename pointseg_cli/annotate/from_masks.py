@@ -72,6 +72,42 @@ def instance_points(
     return np.array(out, dtype=np.int64).reshape(-1, labels.ndim)
 
 
+def class_map_for(mask_path: Path, stem: str) -> tuple[Path, tuple[str, ...]] | None:
+    """The per-object class map ``<stem>.classes.tif`` beside a mask and its class names, if any.
+
+    Class ids 1..K of the map are named by the lines of ``classes.txt`` in the same folder (the
+    layout ``pointseg demo-data`` writes); a class map without that file is an error, since ids
+    alone would give made-up names.
+    """
+    path = mask_path.with_name(f"{stem}.classes.tif")
+    if not path.is_file():
+        return None
+    names_file = mask_path.with_name("classes.txt")
+    if not names_file.is_file():
+        raise InputError(f"class map '{path.name}' needs a classes.txt beside it naming class ids 1..K; none found")
+    names = tuple(line.strip() for line in names_file.read_text(encoding="utf-8").splitlines() if line.strip())
+    if not names:
+        raise InputError(f"'{names_file}' is empty; expected one class name per line for class ids 1..K")
+    return path, names
+
+
+def _object_classes(labels: np.ndarray, classes: np.ndarray, names: Sequence[str], where: str) -> np.ndarray:
+    """Class id of each instance (in increasing id order): the most frequent non-zero id inside it."""
+    if classes.shape != labels.shape:
+        raise InputError(f"class map '{where}' has shape {classes.shape}, its mask {labels.shape}")
+    inside = labels > 0
+    ids, inverse = np.unique(labels[inside], return_inverse=True)
+    cls = classes[inside].astype(np.int64)
+    if cls.size and (cls.min() < 0 or cls.max() > len(names)):
+        raise InputError(f"class map '{where}' holds id {int(cls.max())} but classes.txt names {len(names)} classes")
+    counts = np.zeros((ids.size, len(names) + 1), dtype=np.int64)
+    np.add.at(counts, (inverse, cls), 1)
+    counts[:, 0] = 0  # background pixels inside an object do not vote
+    if np.any(counts.sum(axis=1) == 0):
+        raise InputError(f"class map '{where}' is 0 (no class) over a whole labelled object")
+    return counts.argmax(axis=1)
+
+
 def points_from_masks(
     masks: str | Path | Sequence[str | Path],
     *,
@@ -91,7 +127,9 @@ def points_from_masks(
         has such a name, only those are used, so a folder holding images beside their masks works.
         Instance ids may be as large as ``2**32 - 1``.
     images : optional image folder; every mask must then match an image by stem and spatial shape.
-    mask_class : the class name given to every point.
+    mask_class : the class name given to every point of a mask without a class map.
+        A mask with a per-object class map beside it (``<stem>.classes.tif`` plus ``classes.txt``,
+        as ``pointseg demo-data`` writes them) gives each point its object's class instead.
     jitter : see :func:`instance_points`; seeded by ``seed`` so runs are reproducible.
     axes : axes override used for both masks and images.
     progress : optional ``progress(task, done, total)`` callback, called once per mask.
@@ -123,11 +161,19 @@ def points_from_masks(
             log.warning("mask '%s' has no labelled instances", path.name)
             continue
         coords = pix if labels.ndim == 3 else np.column_stack([np.full(pix.shape[0], np.nan), pix])
+        found = class_map_for(Path(path), stem)
+        if found is None:
+            names, point_classes = (mask_class,), [mask_class] * pix.shape[0]
+        else:
+            cmap, names = found
+            ids = _object_classes(labels, read_labels(cmap, axes=axes), names, cmap.name)
+            point_classes = [names[i - 1] for i in ids]
         parts.append(PointTable(image=[stem] * pix.shape[0], coords=coords,
-                                class_name=[mask_class] * pix.shape[0], class_names=(mask_class,)))
+                                class_name=point_classes, class_names=tuple(names)))
     if not parts:
         raise InputError("the masks hold no labelled instances (every pixel is 0)")
-    table = PointTable.concat(parts, class_names=(mask_class,))
+    all_names = tuple(dict.fromkeys(n for part in parts for n in part.class_names))
+    table = PointTable.concat(parts, class_names=all_names)
     known = set(infos) if infos is not None else set(shapes)
     return ImportResult(
         table=table,

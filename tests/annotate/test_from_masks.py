@@ -96,3 +96,37 @@ def test_points_from_masks_with_ids_up_to_2_32(images, tmp_path):
     tifffile.imwrite(tmp_path / "m" / "a_masks.tif", lab)
     t = points_from_masks(tmp_path / "m", images=images).table
     np.testing.assert_array_equal(t.coords, [[NAN, 13, 22], [NAN, 5, 6]])  # in id order
+
+
+def test_class_maps_beside_the_masks_give_each_point_its_object_class(tmp_path) -> None:
+
+    from pointseg_cli.annotate.from_masks import points_from_masks
+    from pointseg_cli.demo import generate_demo_data
+    from pointseg_cli.io.images import read_image
+
+    ds = generate_demo_data(tmp_path, kind="2d-he", n=2, size=(128, 128), seed=3)
+    res = points_from_masks(tmp_path, images=tmp_path)
+    names = tuple((tmp_path / "classes.txt").read_text().split())
+    assert res.table.class_names == names and len(set(res.table.class_name)) > 1
+    for mask_path in ds.labels:
+        stem = mask_path.name.split(".")[0]
+        labels, classes = read_image(mask_path), read_image(tmp_path / f"{stem}.classes.tif")
+        rows = res.table.image == stem
+        for (y, x), name in zip(res.table.coords[rows][:, 1:].astype(int), res.table.class_name[rows], strict=True):
+            assert labels[y, x] > 0 and names[int(classes[y, x]) - 1] == name
+
+
+def test_a_class_map_without_classes_txt_is_refused(tmp_path) -> None:
+    import numpy as np
+    import pytest
+    import tifffile
+
+    from pointseg_cli.annotate.from_masks import points_from_masks
+    from pointseg_cli.errors import InputError
+
+    labels = np.zeros((16, 16), np.uint16)
+    labels[2:6, 2:6] = 1
+    tifffile.imwrite(tmp_path / "a.masks.tif", labels)
+    tifffile.imwrite(tmp_path / "a.classes.tif", (labels > 0).astype(np.uint8))
+    with pytest.raises(InputError, match="needs a classes.txt"):
+        points_from_masks(tmp_path)
