@@ -40,6 +40,9 @@ PNG_SUFFIXES = (".png", ".jpg", ".jpeg")
 IMAGE_SUFFIXES = TIFF_SUFFIXES + ZARR_SUFFIXES + PNG_SUFFIXES
 
 #: Name parts of files that pointseg itself writes; listings never take them as inputs.
+# Non-image files pointseg writes beside images (``segment``'s object table).
+TABLE_OUTPUT_SUFFIXES = (".objects.csv",)
+
 DERIVED_MARKERS = (
     ".labels", ".instances", ".objectness", ".regions", ".background", ".probabilities", ".classes", ".preview",
     # masks and ground truth beside the images (the names pointseg_cli.io.masks accepts) are never inputs
@@ -169,6 +172,7 @@ def find_images(
     """
     found: list[Path] = []
     explicit_derived: list[Path] = []
+    tables: list[Path] = []
     for item in inputs:
         text = str(item)
         if any(ch in text for ch in "*?["):
@@ -186,10 +190,17 @@ def find_images(
         elif suffix_of(path):
             _usable(path, explicit=True)
             (explicit_derived if is_derived(path) and not include_derived else found).append(path)
+        elif path.name.endswith(TABLE_OUTPUT_SUFFIXES) and not include_derived:
+            tables.append(path)  # our object table beside the images in a shell-expanded '*'
         else:
             raise InputError(
                 f"input {text!r} is not a supported image (expected one of {', '.join(IMAGE_SUFFIXES)})"
             )
+    if tables and not (found or explicit_derived):
+        raise InputError(
+            f"input '{tables[0]}' is not a supported image (expected one of {', '.join(IMAGE_SUFFIXES)})"
+        )
+    explicit_derived += tables
     if explicit_derived and found:
         # A shell-expanded '*.tif' names our outputs beside the images: never segment those.
         log.warning(

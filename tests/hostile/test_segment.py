@@ -27,7 +27,8 @@ def test_broken_file_in_a_batch_fails_alone(runner, good_folder, tmp_path, kind)
     res = invoke(runner, "segment", good_folder, "--out-dir", out, *MODEL)
     assert_batch_failure(res, name, *words)
     assert "1 of 2 inputs failed" in res.output
-    assert sorted(p.name for p in out.iterdir()) == ["a.labels.tif"]  # nothing for the bad file
+    # nothing for the bad file
+    assert sorted(p.name for p in out.iterdir()) == ["a.instances.tif", "a.labels.tif", "a.objects.csv"]
     assert leftovers(out) == []
 
 
@@ -64,12 +65,14 @@ def test_own_outputs_are_never_inputs_even_from_an_unquoted_glob(runner, good_fo
     res = invoke(runner, "segment", good_folder, "--out-dir", good_folder, *MODEL, "--preview")
     assert res.exit_code == 0, res.output
     expanded = sorted(good_folder.iterdir())  # what the shell makes of in/*
-    assert {p.name for p in expanded} == {"a.tif", "a.labels.tif", "a.preview.png"}
+    assert {p.name for p in expanded} == {"a.tif", "a.labels.tif", "a.instances.tif", "a.objects.csv", "a.preview.png"}
     res = invoke(runner, "segment", *expanded, "--out-dir", good_folder, *MODEL, "--overwrite")
     assert res.exit_code == 0, res.output
     res = invoke(runner, "segment", f"{good_folder}/*", "--out-dir", good_folder, *MODEL, "--overwrite")
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in good_folder.iterdir()) == ["a.labels.tif", "a.preview.png", "a.tif"]
+    assert sorted(p.name for p in good_folder.iterdir()) == [
+        "a.instances.tif", "a.labels.tif", "a.objects.csv", "a.preview.png", "a.tif",
+    ]
 
 
 def test_fifo_in_input_folder_is_skipped_never_opened(runner, good_folder, tmp_path):
@@ -77,7 +80,8 @@ def test_fifo_in_input_folder_is_skipped_never_opened(runner, good_folder, tmp_p
     out = tmp_path / "out"
     res = invoke(runner, "segment", good_folder, "--out-dir", out, *MODEL)
     assert res.exit_code == 0, res.output
-    assert "FIFO" in res.output and sorted(p.name for p in out.iterdir()) == ["a.labels.tif"]
+    assert "FIFO" in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.instances.tif", "a.labels.tif", "a.objects.csv"]
 
 
 def test_symlink_loop_is_one_line(runner, tmp_path):
