@@ -34,273 +34,39 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pointseg_cli.devices import RESOLVED_DEVICES
-from pointseg_cli.errors import ConfigError, ModelError, PointsegError, check_choice
+from pointseg_cli.errors import ModelError, PointsegError
+from pointseg_cli.infer.cache import PredictorCache
 from pointseg_cli.infer.checks import check_batch
+from pointseg_cli.infer.config import AXIS_LETTERS, SegmentConfig
+from pointseg_cli.infer.options import output_paths
 from pointseg_cli.infer.outputs import provenance, written_by_pointseg
-from pointseg_cli.infer.predictors import Predictor, make_predictor
-from pointseg_cli.infer.segment import SegmentOptions, output_paths, segment_file
+from pointseg_cli.infer.predictors import Predictor
+from pointseg_cli.infer.results import STATUSES, FileResult, ModelInfo, SegmentBatchResult
+from pointseg_cli.infer.segment import segment_file
 from pointseg_cli.io.locks import try_lock
 from pointseg_cli.io.writers import check_output_dir, prepare_output_dir
-from pointseg_cli.model.spec import PRECISION_CHOICES, input_kind
+from pointseg_cli.model.spec import input_kind
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
-#: Outcome of one input.
-STATUSES = ("ok", "skipped", "failed")
+__all__ = [
+    "AXIS_LETTERS",
+    "NO_DEFAULT",
+    "STATUSES",
+    "FileResult",
+    "ModelInfo",
+    "PredictorCache",
+    "SegmentBatchResult",
+    "SegmentConfig",
+    "run_segment",
+    "segment_one",
+]
+
 #: Start of the message of an input whose kind has no default model.
 NO_DEFAULT = "pointseg has no default model"
-#: Letters ``axes`` may use (S, samples, is read as C).
-AXIS_LETTERS = "TZCYXS"
-
-
-@dataclass(frozen=True)
-class SegmentConfig(SegmentOptions):
-    """Settings of a :func:`run_segment` batch: the tiling and outputs of :class:`SegmentOptions`, plus
-
-    Attributes
-    ----------
-    precision : {"auto", "fp32", "fp16"}
-        Checkpoints: ``auto`` is fp16 on CUDA, fp32 on the CPU. ONNX models: fixed at export, a
-        value other than ``auto`` must match it.
-    overwrite : bool
-        Redo inputs whose outputs all exist (otherwise they are skipped).
-    axes : str, optional
-        Override of the stored axes of every input, e.g. ``"CZYX"`` (letters T, Z, C, Y, X; S = C).
-    voxel_size : tuple of float, optional
-        Override of the stored voxel size in µm: one value, or one per spatial axis (see
-        :func:`pointseg_cli.io.voxel.resolve_voxel_size`).
-    instances : {"auto", "centers", "distance", "components", "none"}
-        Object instances written with the labels (``<stem>.instances.tif``, ``<stem>.objects.csv``);
-        ``auto`` (the default here) is ``centers`` for a model with a centre output, else
-        ``distance``; ``none`` writes neither file.
-    """
-
-    precision: str = "auto"
-    overwrite: bool = False
-    axes: str | None = None
-    voxel_size: tuple[float, ...] | None = None
-    instances: str = "auto"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("precision", self.precision, PRECISION_CHOICES)
-        if self.axes is not None:
-            axes = str(self.axes).upper()
-            if not axes or any(c not in AXIS_LETTERS for c in axes) or len(set(axes)) != len(axes):
-                raise ConfigError(
-                    f"axes must be distinct letters from {', '.join(AXIS_LETTERS)} (e.g. ZYX, CZYX, YXC); "
-                    f"got {self.axes!r}"
-                )
-        if self.voxel_size is not None:
-            from pointseg_cli.io.voxel import resolve_voxel_size
-
-            resolve_voxel_size(None, self.voxel_size, ndim=len(self.voxel_size))  # positive, finite
-
-    def provenance_options(self) -> dict[str, Any]:
-        """The settings recorded with every output (see :func:`pointseg_cli.infer.outputs.provenance`)."""
-        keys = ("tile", "overlap", "blend", "batch_size", "precision", "axes", "voxel_size", "stain", "probabilities",
-                "instances")
-        return {k: list(v) if isinstance(v, tuple) else v for k in keys for v in [getattr(self, k)]}
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """What happened to one input.
-
-    Attributes
-    ----------
-    path : Path
-        The input.
-    status : {"ok", "skipped", "failed"}
-        ``skipped``: all its outputs existed; ``failed``: see ``message``.
-    message : str
-        Why it was skipped or failed (empty when ok).
-    shape : tuple of int or None
-        Canonical image shape (None when the file could not be read).
-    seconds : float or None
-        Wall time of the segmentation (ok only).
-    voxels_per_second : float or None
-        Spatial voxels per second (ok only).
-    provider : str
-        Backend that ran the model (e.g. ``CPUExecutionProvider``, ``torch-cuda``); empty when no
-        model was run.
-    outputs : dict of str to Path
-        Files written, by kind (``labels``, ``instances``, ``objects``, ``probabilities``, ``preview``).
-    model : str
-        Name of the model used (empty when none was).
-    """
-
-    path: Path
-    status: str
-    message: str = ""
-    shape: tuple[int, ...] | None = None
-    seconds: float | None = None
-    voxels_per_second: float | None = None
-    provider: str = ""
-    outputs: dict[str, Path] = field(default_factory=dict)
-    model: str = ""
-
-    def __post_init__(self) -> None:
-        check_choice("status", self.status, STATUSES)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Which model made an output: its name, the sha256 of its file and where it lies."""
-
-    name: str
-    sha256: str | None
-    path: Path | None = None
-
-
-@dataclass(frozen=True)
-class SegmentBatchResult:
-    """Per-file results of :func:`run_segment`, in input order.
-
-    ``out_dir`` is None when outputs were written beside each input; ``models`` lists the
-    models used, in the order they were loaded.
-    """
-
-    files: tuple[FileResult, ...]
-    out_dir: Path | None
-    models: tuple[ModelInfo, ...] = ()
-
-    def _count(self, status: str) -> int:
-        return sum(f.status == status for f in self.files)
-
-    @property
-    def n_ok(self) -> int:
-        return self._count("ok")
-
-    @property
-    def n_skipped(self) -> int:
-        return self._count("skipped")
-
-    @property
-    def n_failed(self) -> int:
-        return self._count("failed")
-
-    @property
-    def failures(self) -> tuple[FileResult, ...]:
-        return tuple(f for f in self.files if f.status == "failed")
-
-
-class PredictorCache:
-    """One predictor per model, made on first use: the given model, or the default of each input kind.
-
-    Parameters
-    ----------
-    model : str, Path, Predictor or None
-        Registered model name, ``.onnx`` file, run directory / ``.pt`` checkpoint, a ready
-        :class:`~pointseg_cli.infer.predictors.Predictor`, or None for the default model of each
-        input kind (``2d-gray``, ``2d-rgb``, ``3d``).
-    device : {"cpu", "cuda"}
-        Resolved device (:func:`pointseg_cli.devices.resolve_device`).
-    precision : {"auto", "fp32", "fp16"}
-        See :class:`SegmentConfig`.
-    stain : bool
-        Whether stain normalisation is applied (only logged here).
-    threads : int, optional
-        Intra-op CPU threads per ONNX model (see :func:`~pointseg_cli.infer.predictors.make_predictor`).
-    """
-
-    def __init__(
-        self, model: str | Path | Predictor | None, *, device: str, precision: str = "auto", stain: bool = True,
-        threads: int | None = None,
-    ) -> None:
-        check_choice("device", device, RESOLVED_DEVICES)
-        self.model = model
-        self.device = device
-        self.precision = precision
-        self.stain = stain
-        self.threads = threads
-        self._cache: dict[str, Predictor] = {}
-        self._info: dict[str, ModelInfo] = {}
-        self._methods: dict[tuple[str, str], str] = {}
-
-    def preload(self) -> None:
-        """Load the given model now, so that a bad model, device or precision fails before any work."""
-        if self.model is not None:
-            self.for_kind("3d")
-
-    def _key(self, kind: str) -> str:
-        if isinstance(self.model, Predictor):
-            return ""
-        return str(self.model) if self.model is not None else kind
-
-    def has_model(self, kind: str) -> bool:
-        """Whether inputs of ``kind`` have a model (the given one, or a default for the kind)."""
-        from pointseg_cli.zoo import default_model_name
-
-        return self.model is not None or default_model_name(kind) is not None
-
-    def info(self, kind: str) -> ModelInfo:
-        """Name and sha256 of the model for inputs of ``kind`` (loads it on first use)."""
-        self.for_kind(kind)
-        return self._info[self._key(kind)]
-
-    @property
-    def models(self) -> tuple[ModelInfo, ...]:
-        """The models loaded so far."""
-        return tuple(self._info.values())
-
-    def instance_method(self, kind: str, requested: str) -> str:
-        """The instance method for inputs of ``kind``, logged once per model in one line.
-
-        See :func:`~pointseg_cli.infer.instance_outputs.resolve_instance_method`.
-        """
-        from pointseg_cli.infer.instance_outputs import resolve_instance_method
-
-        key = (self._key(kind), requested)
-        if key not in self._methods:
-            name = self.info(kind).name
-            method, why = resolve_instance_method(requested, self.for_kind(kind).metadata, name=f"model {name}")
-            if method != "none":
-                log.info("instances: method '%s' (%s)", method, why)
-            self._methods[key] = method
-        return self._methods[key]
-
-    def for_kind(self, kind: str) -> Predictor:
-        """The predictor for inputs of ``kind`` (the given model whatever the kind, when there is one)."""
-        from pointseg_cli.zoo import resolve_model
-
-        if isinstance(self.model, Predictor):
-            if "" not in self._info:
-                name = getattr(self.model, "name", None) or type(self.model).__name__
-                self._info[""] = ModelInfo(str(name), None)
-            return self.model
-        key = self._key(kind)
-        if key not in self._cache:
-            model_path = resolve_model(self.model, kind=kind)
-            pred = make_predictor(model_path, device=self.device, precision=self.precision, threads=self.threads)
-            self._info[key] = _model_info(self.model, kind, model_path)
-            log.info("model %s runs on %s", model_path, pred.provider)
-            stain = pred.metadata.normalization.get("stain")
-            if stain:
-                log.info("stain normalisation to %s (%s) %s", stain.get("target", "the training target"),
-                         stain.get("method"), "on" if self.stain else "skipped")
-            self._cache[key] = pred
-        return self._cache[key]
-
-
-def _model_info(given: str | Path | None, kind: str, path: Path) -> ModelInfo:
-    """Name (registry name, or the file / run folder name) and sha256 of the model file."""
-    from pointseg_cli.model.checkpoint import resolve_checkpoint
-    from pointseg_cli.zoo import default_model_name, sha256_of
-
-    if given is None:
-        name = default_model_name(kind) or path.name
-    else:
-        text = str(given)
-        name = path.name if Path(text).exists() or "/" in text else text
-    model_file = resolve_checkpoint(path) if path.is_dir() else path
-    return ModelInfo(name, sha256_of(model_file), Path(path))
 
 
 def _written_since(paths: dict[str, Path], since: float | None) -> bool:

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, PointsegError
-from pointseg_cli.infer.segment import output_paths
+from pointseg_cli.infer.options import output_paths
 from pointseg_cli.io.writers import check_output_path
 from pointseg_cli.model.spec import input_kind
 
 if TYPE_CHECKING:
-    from pointseg_cli.infer.batch import PredictorCache, SegmentConfig
+    from pointseg_cli.infer.cache import PredictorCache
+    from pointseg_cli.infer.config import SegmentConfig
 
 
 def _model_ndim(pred: Any) -> int:

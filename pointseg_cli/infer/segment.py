@@ -9,8 +9,10 @@ ids), with ``options.instances`` ``<stem>.instances.tif`` (uint32 object ids) an
 Every output goes to a temporary name first and is renamed only when the whole image is done,
 so an error or a kill leaves nothing under the final names.
 
-:func:`segment_array` and :func:`segment_block` run the same engine on an in-memory array, the
-latter on one block plus its halo (the unit a Dask ``map_overlap`` layer would call).
+:func:`~pointseg_cli.infer.arrays.segment_array` and :func:`~pointseg_cli.infer.arrays.segment_block`
+(:mod:`pointseg_cli.infer.arrays`, importable from here too) run the same engine on an in-memory
+array, the latter on one block plus its halo (the unit a Dask ``map_overlap`` layer would call).
+The settings are :class:`~pointseg_cli.infer.options.SegmentOptions`, also importable from here.
 
 Models trained with ``--stain-normalize`` carry a stain reference in their normalisation
 (``normalization["stain"]``): the input's own stains are fitted once on the same subsample, each
@@ -30,74 +32,35 @@ from typing import Any
 
 import numpy as np
 
-from pointseg_cli.errors import ConfigError, ImageFormatError, ModelError, check_choice
-from pointseg_cli.infer.instance_outputs import INSTANCE_CHOICES, CentreSpool, IdsView, resolve_instance_method
+from pointseg_cli.errors import ConfigError, ImageFormatError, ModelError
+from pointseg_cli.infer.arrays import ArrayResult, segment_array, segment_block
+from pointseg_cli.infer.instance_outputs import CentreSpool, IdsView, resolve_instance_method
+from pointseg_cli.infer.options import PROBABILITY_FORMATS, SegmentOptions, output_paths
 from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, complete_provenance, write_segment_preview
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.stream import Rows, run_stream
-from pointseg_cli.infer.tiling import BLEND_MODES, TileGrid, make_grid
+from pointseg_cli.infer.tiling import TileGrid, make_grid
 from pointseg_cli.preprocess.normalize import Normalization, NormStats, apply_normalization, compute_stats
 from pointseg_cli.preprocess.stain import StainModel, apply_stains, check_reference, fit_stains
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
-PROBABILITY_FORMATS = ("tif", "zarr")
+__all__ = [
+    "PREVIEW_SIZE",
+    "PROBABILITY_FORMATS",
+    "ArrayResult",
+    "InputStatistics",
+    "SegmentOptions",
+    "SegmentResult",
+    "input_statistics",
+    "output_paths",
+    "segment_array",
+    "segment_block",
+    "segment_file",
+]
+
 PREVIEW_SIZE = 1024
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """Tiling and output settings of :func:`segment_file`.
-
-    Attributes
-    ----------
-    tile : tuple of int or None
-        Spatial tile; ``None`` uses the model's training tile.
-    overlap : float
-        Minimum tile overlap as a fraction of the tile, in ``[0, 1)``.
-    blend : {"gaussian", "linear", "constant"}
-        Blend window.
-    batch_size : int
-        Tiles per model call.
-    probabilities : {None, "tif", "zarr"}
-        Also write float16 class probabilities ``(K+1, *spatial)``.
-    preview : bool
-        Also write a PNG: object outlines over the image (orthogonal views of a volume).
-    edge_trim : int, optional
-        Voxels at inner tile edges that get the minimum blend weight (default: a quarter of the
-        overlap; 0 for the plain window). See :meth:`~pointseg_cli.infer.tiling.TileGrid.axis_windows`.
-    stain : bool
-        Apply the model's stain normalisation when it has one (``--no-stain-normalize`` sets
-        False, for images whose stains are already normalised).
-    instances : {"none", "auto", "centers", "distance", "components"}
-        Also write object instances and their table (``auto``: ``centers`` when the model has a
-        centre output, else ``distance``). See :mod:`pointseg_cli.infer.instances`.
-    """
-
-    tile: tuple[int, ...] | None = None
-    overlap: float = 0.125
-    blend: str = "gaussian"
-    batch_size: int = 4
-    probabilities: str | None = None
-    preview: bool = False
-    edge_trim: int | None = None
-    stain: bool = True
-    instances: str = "none"
-
-    def __post_init__(self) -> None:
-        check_choice("blend", self.blend, BLEND_MODES)
-        check_choice("instance method", self.instances, INSTANCE_CHOICES)
-        if not 0.0 <= self.overlap < 1.0:
-            raise ConfigError(f"overlap must be in [0, 1); got {self.overlap}")
-        if self.edge_trim is not None and self.edge_trim < 0:
-            raise ConfigError(f"edge trim must be >= 0; got {self.edge_trim}")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1; got {self.batch_size}")
-        if self.tile is not None and (len(self.tile) not in (2, 3) or any(int(t) < 1 for t in self.tile)):
-            raise ConfigError(f"tile must have 2 or 3 positive sizes; got {self.tile}")
-        if self.probabilities is not None:
-            check_choice("probabilities format", self.probabilities, PROBABILITY_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -122,24 +85,6 @@ class SegmentResult:
     @property
     def voxels_per_second(self) -> float:
         return self.voxels / self.seconds if self.seconds > 0 else float("nan")
-
-
-def output_paths(out_dir: str | Path, stem: str, options: SegmentOptions) -> dict[str, Path]:
-    """Final output paths for an input stem: ``labels`` and, when asked, ``instances`` and ``objects``,
-    ``probabilities``, ``preview``.
-
-    ``out_dir`` is the output folder; to write beside an input pass the input's folder.
-    """
-    out = Path(out_dir)
-    paths = {"labels": out / f"{stem}.labels.tif"}
-    if getattr(options, "instances", "none") != "none":
-        paths["instances"] = out / f"{stem}.instances.tif"
-        paths["objects"] = out / f"{stem}.objects.csv"
-    if options.probabilities:
-        paths["probabilities"] = out / f"{stem}.probabilities.{options.probabilities}"
-    if options.preview:
-        paths["preview"] = out / f"{stem}.preview.png"
-    return paths
 
 
 def _check_compatible(spatial: tuple[int, ...], channels: int, axes: str, name: str, predictor: Predictor) -> None:
@@ -346,98 +291,3 @@ def segment_file(
         tiles=tiles, provider=predictor.provider, voxel_size=vsize, instances=paths.get("instances"),
         objects=paths.get("objects"), instance_method=method, n_objects=inst.n_instances if inst else None,
     )
-
-
-@dataclass(frozen=True)
-class ArrayResult:
-    """In-memory output of :func:`segment_array`.
-
-    ``labels`` ``(*spatial)`` uint8; ``logits`` ``(K+1, *spatial)`` float32 blended logits (only
-    when requested).
-    """
-
-    labels: np.ndarray
-    logits: np.ndarray | None = None
-
-
-def segment_array(
-    image: np.ndarray,
-    predictor: Predictor,
-    *,
-    options: SegmentOptions | None = None,
-    stats: NormStats | None = None,
-    stain_source: StainModel | None = None,
-    return_logits: bool = False,
-    progress: ProgressCallback | None = None,
-) -> ArrayResult:
-    """Segment an in-memory image in canonical order ``([Z,] Y, X[, C])``.
-
-    ``stats`` fixes the normalisation statistics and ``stain_source`` the image's stain model
-    (pass the whole image's, from :func:`input_statistics`, when ``image`` is one block of a
-    bigger one); by default both are computed from ``image``. ``stain_source`` is used only
-    when the model has a stain reference and ``options.stain`` is on.
-    """
-    options = options or SegmentOptions()
-    meta = predictor.metadata
-    channels = meta.channels
-    spatial = tuple(image.shape[: meta.ndim])
-    has_c = image.ndim == meta.ndim + 1
-    _check_compatible(spatial, image.shape[-1] if has_c else 1, "array", "array", predictor)
-    norm, ref = _norm_of(predictor), _stain_of(predictor, options)
-    if stats is None or (ref is not None and stain_source is None):
-        whole = input_statistics(image, predictor, options=options, name="array")
-        stats = whole.stats if stats is None else stats
-        stain_source = whole.stain_source if stain_source is None else stain_source
-    grid = _grid_for(spatial, predictor, options)
-    labels = np.zeros(spatial, dtype=np.uint8)
-    logits = np.zeros((meta.n_outputs, *spatial), dtype=np.float32) if return_logits else None
-
-    def read_slab(lo: int, hi: int) -> np.ndarray:
-        x = image[lo:hi]
-        return x if has_c else x.reshape(*x.shape, channels)
-
-    def normalize(raw: np.ndarray) -> np.ndarray:
-        if ref is not None and stain_source is not None:
-            raw = apply_stains(raw, stain_source, ref)
-        return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
-
-    def sink(rows: Rows) -> None:
-        labels[rows.start : rows.stop] = rows.labels
-        if logits is not None and rows.logits is not None:
-            logits[:, rows.start : rows.stop] = rows.logits
-
-    run_stream(
-        read_slab, normalize, predictor, grid, sink, outputs=("labels", "logits") if return_logits else ("labels",),
-        blend=options.blend, edge_trim=options.edge_trim, batch_size=options.batch_size, progress=progress,
-    )
-    return ArrayResult(labels=labels, logits=logits)
-
-
-def segment_block(
-    block: np.ndarray,
-    predictor: Predictor,
-    *,
-    halo: tuple[int, ...],
-    stats: NormStats,
-    stain_source: StainModel | None = None,
-    options: SegmentOptions | None = None,
-) -> np.ndarray:
-    """Labels of the core of ``block`` (a block plus ``halo`` voxels on each side of each spatial axis).
-
-    The building block for a Dask ``map_overlap`` layer: pure, no global state, statistics of the
-    whole image passed in (``stats`` and, for a model with a stain reference, ``stain_source``;
-    both from :func:`input_statistics` of the whole image). Returns uint8 labels of shape
-    ``block spatial shape - 2 * halo``.
-    """
-    ndim = predictor.metadata.ndim
-    if len(halo) != ndim or any(h < 0 for h in halo):
-        raise ConfigError(f"halo must have {ndim} non-negative sizes; got {halo}")
-    if stain_source is None and _stain_of(predictor, options or SegmentOptions()) is not None:
-        raise ConfigError(
-            "the model stain-normalises its input: pass the whole image's stain_source (input_statistics) "
-            "so that every block gets the same colour mapping"
-        )
-    labels = segment_array(block, predictor, options=options, stats=stats, stain_source=stain_source).labels
-    core = tuple(slice(h, s - h) for h, s in zip(halo, labels.shape, strict=True))
-    return labels[core]
-

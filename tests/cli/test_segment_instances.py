@@ -113,7 +113,7 @@ def test_model_with_centre_head_runs_the_centres_path_end_to_end(runner, tmp_pat
     assert _leftovers(out) == [] and _leftovers(vol.parent) == []
     # auto picks the centres for this model and says so, once per model
     caplog.clear()
-    with caplog.at_level("INFO", logger="pointseg_cli.infer.batch"):
+    with caplog.at_level("INFO", logger="pointseg_cli.infer.cache"):
         res = runner.invoke(app, ["segment", str(vol), str(vol.with_name("vol2.tif")), "--out-dir",
                                   str(tmp_path / "auto"), "--model", str(onnx)])
     assert res.exit_code == 0, res.output
