@@ -30,7 +30,13 @@ def command(
         "(to the parent pixel: issue 3's formula; needs a larger --w, about 10x).",
     ),
     connectivity: int = typer.Option(1, "--connectivity", help="1 = face neighbours ... ndim = full."),
-    spacing: str = typer.Option(None, "--spacing", help="Voxel size per spatial axis, e.g. 2,0.5,0.5 (z,y,x)."),
+    spacing: str = typer.Option(
+        None, "--spacing",
+        help="Voxel size per spatial axis, e.g. 2,0.5,0.5 (z,y,x) [the size recorded in each image, if any].",
+    ),
+    no_voxel_spacing: bool = typer.Option(
+        False, "--no-voxel-spacing", help="Ignore the voxel size recorded in the images (without --spacing)."
+    ),
     stain_normalize: Path = typer.Option(
         None, "--stain-normalize", help="RGB target image: normalise H&E stain colours to it."
     ),
@@ -71,6 +77,7 @@ def command(
         cost=cost,
         connectivity=connectivity,
         spacing=parse_floats(spacing, what="--spacing"),
+        voxel_spacing=not no_voxel_spacing,
         normalization=Normalization(method="percentile", low=low, high=high),
         stain_method=stain_method if stain_normalize is not None else None,
         stain_target=str(stain_normalize) if stain_normalize is not None else None,

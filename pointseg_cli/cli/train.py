@@ -164,6 +164,19 @@ def command(
         None, "--cost", help="Objectness step cost: seed (difference to the seed) or parent (the issue's) [seed]."
     ),
     gauss_sigma: float = typer.Option(None, "--gauss-sigma", help="Sigma in pixels for --objectness gauss [5]."),
+    diffuse: int = typer.Option(
+        None, "--diffuse", help="Perona-Malik diffusion iterations on the image the objectness is grown on [0 = off]."
+    ),
+    kappa: float = typer.Option(None, "--kappa", help="Diffusion edge threshold, normalised intensity [0.1]."),
+    no_voxel_spacing: bool = typer.Option(
+        False, "--no-voxel-spacing",
+        help="Grow the objectness on the voxel grid, ignoring the voxel size recorded in the images.",
+    ),
+    equalize: bool = typer.Option(
+        False, "--equalize",
+        help="Histogram-equalise every image after the percentile scaling (network and objectness); "
+        "saved with the model, so segment does the same.",
+    ),
     masks: Path = typer.Option(None, "--masks", help="Folder of masks: full supervision with dense CE."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of images held out [0.2]."),
     val_images: str = typer.Option(None, "--val-images", help="Validation image stems, comma separated."),
@@ -203,8 +216,11 @@ def command(
     pointseg train points.csv volumes/ --out runs/3d --arch unet3d --crop 32,64,64 --batch-size 4
 
     pointseg train points.csv he_tiles/ --out runs/he --stain-normalize he_tiles/reference.tif
+
+    pointseg train sim/points.trainval.csv sim/ --out runs/sim --equalize --diffuse 10
     """
     from pointseg_cli.devices import resolve_device
+    from pointseg_cli.train.config import default_normalization
     from pointseg_cli.train.run import run_train
 
     if not points.is_file():
@@ -215,7 +231,8 @@ def command(
         "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "losses": _names(losses),
         "lambdas": _floats(lambdas, "--lambdas"), "bg_weight": bg_weight, "point_radius": point_radius,
         "img_margin": img_margin,
-        "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "val_fraction": val_fraction,
+        "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "diffusion_iterations": diffuse,
+        "diffusion_kappa": kappa, "val_fraction": val_fraction,
         "val_images": _names(val_images), "axes": axes, "seed": seed,
     }  # fmt: skip
     betas = _floats(beta, "--beta")
@@ -237,6 +254,10 @@ def command(
         given["supervision"], given["masks_dir"] = "masks", str(masks)
     if val_masks is not None:
         given["val_masks_dir"] = str(val_masks)
+    if no_voxel_spacing:
+        given["voxel_spacing"] = False
+    if equalize:
+        given["normalization"] = {**default_normalization(), "equalize": True}
     if no_augment:
         given["augment"] = False
     if no_amp:
@@ -271,6 +292,8 @@ def _render(res: Any) -> None:
         if not math.isnan(last.get("val_miou", math.nan)):
             final += f", val mIoU (objects) {last['val_miou']:.4f}, background IoU {last['val_iou_background']:.4f}"
         summary.add_row("last epoch", final)
+    if config.normalization.get("equalize"):
+        summary.add_row("equalise", "histogram-equalised after scaling (saved with the model)")
     if config.normalization.get("stain"):
         ref = config.normalization["stain"]
         summary.add_row("stain", escape(f"normalised to {ref.get('target', 'the reference')} ({ref['method']})"))

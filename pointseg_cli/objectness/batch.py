@@ -30,7 +30,7 @@ from pointseg_cli.io.images import (
 )
 from pointseg_cli.io.masks import find_masks, read_labels
 from pointseg_cli.io.points import PointTable, read_points_csv
-from pointseg_cli.objectness.pipeline import ObjectnessConfig, grow_prepared, prepare_image
+from pointseg_cli.objectness.pipeline import ObjectnessConfig, grow_prepared, prepare_image, spacing_for
 from pointseg_cli.objectness.preview import render_preview
 from pointseg_cli.objectness.tune import TuneResult, TuneSample, tune
 from pointseg_cli.progress import ProgressCallback, noop_progress
@@ -74,10 +74,11 @@ def _channel_axis(image: np.ndarray, ndim: int) -> int | None:
     return -1 if image.ndim == ndim + 1 else None
 
 
-def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None]:
+def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None, tuple[float, ...] | None]:
+    """Pixels, spatial dimensionality, channel axis and recorded voxel size of one image."""
     image = read_image(path, axes=axes)
-    ndim = read_info(path, axes=axes).ndim
-    return image, ndim, _channel_axis(image, ndim)
+    info = read_info(path, axes=axes)
+    return image, info.ndim, _channel_axis(image, info.ndim), info.voxel_size
 
 
 def _points(points: PointTable | str | Path, classes: Sequence[str] | None) -> PointTable:
@@ -102,11 +103,11 @@ def _tune_samples(
         if stem not in masks:
             log.info("tune: no mask for %s, not used for tuning", stem)
             continue
-        image, _, ch = _load(path, axes)
+        image, _, ch, voxel = _load(path, axes)
         mask = read_labels(masks[stem])
         samples.append(
             TuneSample(name=stem, image=image, points=points.for_image(stem), mask=mask, channel_axis=ch,
-                       stain_target=target)
+                       stain_target=target, voxel_size=voxel)
         )
     return samples
 
@@ -116,7 +117,8 @@ def _process(
     preview: bool, target: np.ndarray | None,
 ) -> ImageOutcome:
     t0 = time.perf_counter()
-    image, ndim, ch = _load(path, axes)
+    image, ndim, ch, voxel = _load(path, axes)
+    config = spacing_for(config, voxel)
     pts = points.for_image(stem)
     x = prepare_image(image, config, channel_axis=ch, stain_target=target)
     del image
