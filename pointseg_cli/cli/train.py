@@ -153,6 +153,11 @@ def command(
         help="L_img: a class with a point this many pixels outside the crop (none inside) is left out "
         "of the 'absent' term instead of counted absent [0, the paper's rule].",
     ),
+    img_scale: str = typer.Option(
+        None, "--img-scale",
+        help="L_img weight: crop (each crop's L_img weighs like the whole L_point, the default) or point "
+        "(like one clicked pixel, the balance of a summed point loss; helps with several classes) [crop].",
+    ),
     beta: str = typer.Option(None, "--beta", help="L_obj class weights background,object [1,0.5]."),
     objectness: str = typer.Option(
         None,
@@ -230,7 +235,7 @@ def command(
         "crop": _ints(crop, "--crop"), "batch_size": batch_size, "lr": lr, "epochs": epochs,
         "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "losses": _names(losses),
         "lambdas": _floats(lambdas, "--lambdas"), "bg_weight": bg_weight, "point_radius": point_radius,
-        "img_margin": img_margin,
+        "img_margin": img_margin, "img_scale": img_scale,
         "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "diffusion_iterations": diffuse,
         "diffusion_kappa": kappa, "val_fraction": val_fraction,
         "val_images": _names(val_images), "axes": axes, "seed": seed,

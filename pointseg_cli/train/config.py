@@ -25,6 +25,8 @@ from pointseg_cli.preprocess.normalize import Normalization
 from pointseg_cli.preprocess.stain import check_reference
 
 LOSS_TERMS = ("pce", "img", "obj")
+#: How L_img is weighted against L_point (see :class:`pointseg_cli.train.losses.PointSupervisionLoss`).
+IMG_SCALES = ("crop", "point")
 OBJECTNESS_KINDS = ("paper", "gauss", "dir")
 OBJECTNESS_MODES = ("paper", "geodesic")
 SUPERVISION = ("points", "masks")
@@ -87,6 +89,7 @@ class TrainConfig:
     bg_weight: float | None = None
     point_radius: int = 0
     img_margin: int = 0
+    img_scale: str = "crop"
     beta_bg: float = 1.0
     beta_obj: float = 0.5
     objectness: str = "paper"
@@ -167,6 +170,7 @@ class TrainConfig:
             raise ConfigError(f"bg_weight must be >= 0; got {self.bg_weight}")
         if self.point_radius < 0:
             raise ConfigError(f"point_radius must be >= 0; got {self.point_radius}")
+        check_choice("img_scale", self.img_scale, IMG_SCALES)
         if not isinstance(self.img_margin, int) or self.img_margin < 0:
             raise ConfigError(f"img_margin must be an integer >= 0 (pixels); got {self.img_margin!r}")
         _positive_float("beta_bg", self.beta_bg)

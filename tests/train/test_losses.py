@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from pointseg_cli.errors import ConfigError
 from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.losses import (
     PointSupervisionLoss,
@@ -114,3 +115,19 @@ def test_combined_loss_respects_switches_and_lambdas() -> None:
     assert out.total.item() == pytest.approx(expected, rel=1e-5)
     only = PointSupervisionLoss(cfg.replace(losses=("pce",)))(logits, batch)
     assert set(only.terms) == {"point"} and only.total.item() == pytest.approx(out.terms["point"], rel=1e-6)
+
+
+def test_img_scale_point_weighs_each_crops_l_img_like_one_clicked_pixel() -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(2, 3, 4, 4)
+    sparse = torch.full((2, 4, 4), -1)
+    sparse[0, 0, 0], sparse[0, 1, 1], sparse[1, 2, 2] = 1, 2, 1  # 3 clicks
+    sparse[:, 3, :] = 0  # 8 boundary pixels, weight 0.5 each: sum alpha = 3 + 4 = 7
+    batch = {"sparse": sparse, "present": torch.tensor([[True, True], [True, False]])}
+    cfg = TrainConfig(classes=("a", "b"), losses=("pce", "img"), lambdas=(1.0, 1.0, 2.0), bg_weight=0.5)
+    crop = PointSupervisionLoss(cfg)(logits, batch)
+    point = PointSupervisionLoss(cfg.replace(img_scale="point"))(logits, batch)
+    assert point.terms == crop.terms  # the logged L_img is the same
+    assert point.total.item() == pytest.approx(crop.terms["point"] + 2.0 * crop.terms["img"] * 2 / 7, rel=1e-5)
+    with pytest.raises(ConfigError, match="img_scale"):
+        cfg.replace(img_scale="pixel")
