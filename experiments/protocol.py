@@ -22,10 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pointseg_cli.demo import HE_CLASSES
+from pointseg_cli.demo import HE_CLASSES, SIM_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = ("synth3d", "bbbc007", "synth-he")
+DATASETS = ("synth3d", "bbbc007", "synth-he", "synth-sim")
+#: The demo-data kind of each generated data set.
+DEMO_KIND = {"synth3d": "3d-nuclei", "synth-he": "2d-he", "synth-sim": "3d-sim"}
+#: Object classes of the multi-class data sets (the others have one class, ``nucleus``).
+CLASSES = {"synth-he": tuple(HE_CLASSES), "synth-sim": tuple(SIM_CLASSES)}
 ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Ours (parent cost)", "Full")
 #: Rows run unless --rows says otherwise (the paper's six).
 DEFAULT_ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Full")
@@ -74,6 +78,16 @@ SETUPS = {
     "synth-he": Setup(
         "synth-he", "Synthetic 2D H&E, 3 nucleus classes (FPN)", (10, 2, 2), _FPN_TRAIN, _FPN_QUICK,
         size="256x256", quick_size="128,128",
+    ),
+    # the paper's SIM preprocessing: histogram equalisation (network and objectness), anisotropic
+    # diffusion before the objectness; the growing takes the voxel size recorded in the files
+    "synth-sim": Setup(
+        "synth-sim", "Synthetic 3D SIM granules, 3 classes (3D U-Net)", (4, 2, 2),
+        _flags("--arch unet3d --base-filters 8 --filter-growth 2 --crop 16,64,64 --batch-size 4 "
+               "--epochs 20 --steps-per-epoch 25 --equalize"),
+        _flags("--arch unet3d --base-filters 4 --crop 16,32,32 --batch-size 2 --epochs 1 --steps-per-epoch 3 "
+               "--equalize --diffuse 2"),
+        size="24x192x192", quick_size="16x96x96",
     ),
 }  # fmt: skip
 
@@ -185,21 +199,21 @@ class Experiment:
 
     @property
     def classes(self) -> list[str]:
-        return list(HE_CLASSES) if self.dataset == "synth-he" else ["nucleus"]
+        return list(CLASSES.get(self.dataset, ("nucleus",)))
 
     # ------------------------------------------------------------------------------------ data
     def prepare(self, *, bbbc007: Path | None) -> dict:
         """Lay out images/ (train+val), test/, inst/ (train+val instance masks), masks/ and gt/ (semantic)."""
         from pointseg_cli.io.images import image_stem, read_image, write_tiff
 
-        base, n = self.base, ((3, 1, 1) if self.quick else self.setup.n)
+        base, n = self.base, ((3, 1, 1) if self.quick else self.setup.n)  # = the demo's split by cell for 3d-sim
         if self.dataset == "bbbc007":
             if bbbc007 is None:
                 raise RuntimeError("the bbbc007 data set needs --bbbc007 DIR (or POINTSEG_BBBC007)")
             src, n = bbbc007, self.setup.n  # the fixed split, also in quick mode
         else:
             src = base / "raw"
-            kind = "3d-nuclei" if self.dataset == "synth3d" else "2d-he"
+            kind = DEMO_KIND[self.dataset]
             size = self.setup.quick_size if self.quick else self.setup.size
             self.run("demo-data", src, "--kind", kind, "--n", str(sum(n)), "--size", size, "--seed", "2021",
                      name=f"{self.dataset}-demo-data")  # fmt: skip
@@ -244,7 +258,7 @@ class Experiment:
         self.run("annotate-import", "--from-masks", str(self.base / "inst" / "*.labels.tif"), "--images",
                  self.base / "images", "--jitter", str(jitter), "--seed", "0", "--out", out,
                  name=f"{self.dataset}-points")  # fmt: skip
-        if self.dataset == "synth-he" and not self.run.dry_run:
+        if self.dataset in CLASSES and not self.run.dry_run:
             _classes_from_masks(out, self.base / "raw", self.classes)
         return out
 
@@ -328,8 +342,7 @@ def _classes_from_masks(points_csv: Path, raw: Path, classes: list[str]) -> None
     for stem in table.stems:
         sel = np.flatnonzero(np.asarray(table.image) == stem)
         cls_img = read_image(raw / f"{stem}.classes.tif")
-        yx = table.subset(sel).pixel_coords(2)
-        ids = cls_img[yx[:, 0], yx[:, 1]]
+        ids = cls_img[tuple(table.subset(sel).pixel_coords(cls_img.ndim).T)]
         if np.any(ids == 0):
             raise RuntimeError(f"{stem}: {int((ids == 0).sum())} clicks fall on background in classes.tif")
         names[sel] = [classes[i - 1] for i in ids]

@@ -16,6 +16,7 @@ PAPER = {
     "synth3d": "BBBC024 IoU: pCE 0.32, ours 0.67, full 0.88",
     "synth-he": "CoNSeP mIoU: pCE 0.46 < pCE+Obj 0.50 < pCE+Img 0.55 ≈ Gauss Obj 0.55 < ours 0.555 < full 0.58",
     "bbbc007": "not in the paper",
+    "synth-sim": "no comparable numbers (the paper's SIM volumes are not public)",
 }
 #: Settings that must agree for a new result to merge into an earlier one.
 SAME_SETTINGS = ("train_args", "split", "classes", "quick")

@@ -75,6 +75,7 @@ def command(
         cost=cost,
         connectivity=connectivity,
         spacing=parse_floats(spacing, what="--spacing"),
+        voxel_spacing=use_voxel_size,
         normalization=Normalization(method="percentile", low=low, high=high),
         stain_method=stain_method if stain_normalize is not None else None,
         stain_target=str(stain_normalize) if stain_normalize is not None else None,

@@ -166,6 +166,11 @@ def command(
         help="L_img: a class with a point this many pixels outside the crop (none inside) is left out "
         "of the 'absent' term instead of counted absent [0, the paper's rule].",
     ),
+    img_scale: str = typer.Option(
+        None, "--img-scale",
+        help="L_img weight: crop (each crop's L_img weighs like the whole L_point, the default) or point "
+        "(like one clicked pixel, the balance of a summed point loss; helps with several classes) [crop].",
+    ),
     beta: str = typer.Option(None, "--beta", help="L_obj class weights background,object [1,0.5]."),
     objectness: str = typer.Option(
         None,
@@ -177,6 +182,19 @@ def command(
         None, "--cost", help="Objectness step cost: seed (to the seed's mean) or parent (to the parent pixel) [seed]."
     ),
     gauss_sigma: float = typer.Option(None, "--gauss-sigma", help="Sigma in pixels for --objectness gauss [5]."),
+    diffuse: int = typer.Option(
+        None, "--diffuse", help="Perona-Malik diffusion iterations on the image the objectness is grown on [0 = off]."
+    ),
+    kappa: float = typer.Option(None, "--kappa", help="Diffusion edge threshold, normalised intensity [0.1]."),
+    no_voxel_spacing: bool = typer.Option(
+        False, "--no-voxel-spacing",
+        help="Grow the objectness on the voxel grid, ignoring the voxel size recorded in the images.",
+    ),
+    equalize: bool = typer.Option(
+        False, "--equalize",
+        help="Histogram-equalise every image after the percentile scaling (network and objectness); "
+        "saved with the model, so segment does the same.",
+    ),
     masks: Path = typer.Option(None, "--masks", help="Folder of masks: full supervision with dense CE."),
     val_fraction: float = typer.Option(None, "--val-fraction", help="Share of images held out [0.2]."),
     val_images: str = typer.Option(None, "--val-images", help="Validation image stems, comma separated."),
@@ -208,6 +226,7 @@ def command(
     as `pointseg evaluate` reports it; the background's IoU is shown on its own.
     """
     from pointseg_cli.devices import resolve_device
+    from pointseg_cli.train.config import default_normalization
     from pointseg_cli.train.run import run_train
 
     if not points.is_file():
@@ -217,9 +236,10 @@ def command(
         "crop": _ints(crop, "--crop"), "batch_size": batch_size, "lr": lr, "epochs": epochs,
         "steps_per_epoch": steps_per_epoch, "max_steps": max_steps, "losses": _names(losses),
         "lambdas": _floats(lambdas, "--lambdas"), "bg_weight": bg_weight, "point_radius": point_radius,
-        "img_margin": img_margin, "center_weight": center_weight, "center_target": center_target,
-        "center_sigma": center_sigma,
-        "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "val_fraction": val_fraction,
+        "img_margin": img_margin, "img_scale": img_scale, "center_weight": center_weight,
+        "center_target": center_target, "center_sigma": center_sigma,
+        "w": w, "objectness_cost": cost, "gauss_sigma": gauss_sigma, "diffusion_iterations": diffuse,
+        "diffusion_kappa": kappa, "val_fraction": val_fraction,
         "val_images": _names(val_images), "axes": axes, "seed": seed,
     }  # fmt: skip
     betas = _floats(beta, "--beta")
@@ -241,6 +261,10 @@ def command(
         given["supervision"], given["masks_dir"] = "masks", str(masks)
     if val_masks is not None:
         given["val_masks_dir"] = str(val_masks)
+    if no_voxel_spacing:
+        given["voxel_spacing"] = False
+    if equalize:
+        given["normalization"] = {**default_normalization(), "equalize": True}
     if no_augment:
         given["augment"] = False
     if no_amp:
@@ -275,6 +299,8 @@ def _render(res: Any) -> None:
         if not math.isnan(last.get("val_miou", math.nan)):
             final += f", val mIoU (objects) {last['val_miou']:.4f}, background IoU {last['val_iou_background']:.4f}"
         summary.add_row("last epoch", final)
+    if config.normalization.get("equalize"):
+        summary.add_row("equalise", "histogram-equalised after scaling (saved with the model)")
     if config.normalization.get("stain"):
         ref = config.normalization["stain"]
         summary.add_row("stain", escape(f"normalised to {ref.get('target', 'the reference')} ({ref['method']})"))

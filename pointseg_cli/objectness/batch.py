@@ -85,10 +85,11 @@ def _channel_axis(image: np.ndarray, ndim: int) -> int | None:
     return -1 if image.ndim == ndim + 1 else None
 
 
-def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None]:
+def _load(path: Path, axes: str | None) -> tuple[np.ndarray, int, int | None, tuple[float, ...] | None]:
+    """Pixels, spatial dimensionality, channel axis and recorded voxel size of one image."""
     image = read_image(path, axes=axes)
-    ndim = read_info(path, axes=axes).ndim
-    return image, ndim, _channel_axis(image, ndim)
+    info = read_info(path, axes=axes)
+    return image, info.ndim, _channel_axis(image, info.ndim), info.voxel_size
 
 
 def _voxel_size(path: Path, axes: str | None, override: Sequence[float] | None) -> tuple[float, ...] | None:
@@ -121,11 +122,11 @@ def _tune_samples(
         if stem not in masks:
             log.info("tune: no mask for %s, not used for tuning", stem)
             continue
-        image, _, ch = _load(path, axes)
+        image, _, ch, voxel = _load(path, axes)
         mask = read_labels(masks[stem])
         samples.append(
             TuneSample(name=stem, image=image, points=points.for_image(stem), mask=mask, channel_axis=ch,
-                       stain_target=target)
+                       stain_target=target, voxel_size=voxel)
         )
     return samples
 
@@ -172,7 +173,7 @@ def _process(
     vsize = _voxel_size(path, axes, voxel_size)
     if use_voxel_size and config.spacing is None and vsize is not None:
         config = replace(config, spacing=vsize)
-    image, ndim, ch = _load(path, axes)
+    image, ndim, ch, _ = _load(path, axes)
     pts = points.for_image(stem)
     x = prepare_image(image, config, channel_axis=ch, stain_target=target)
     del image

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,9 @@ class ObjectnessConfig:
         1 (face neighbours) up to the number of spatial dimensions (full neighbourhood).
     spacing : tuple of float, optional
         Physical voxel size per spatial axis (see :mod:`pointseg_cli.objectness.grow`).
+    voxel_spacing : bool
+        When ``spacing`` is None, callers that read image files (``run_objectness``) grow each
+        image with the voxel size recorded in it, if any (:func:`spacing_for`).
     normalization : Normalization
         Per-image intensity scaling to [0, 1] applied before the distances (percentiles by default).
     stain_method : {"vahadane", "macenko"}, optional
@@ -59,6 +62,7 @@ class ObjectnessConfig:
     cost: str = "seed"
     connectivity: int = 1
     spacing: tuple[float, ...] | None = None
+    voxel_spacing: bool = True
     normalization: Normalization = field(default_factory=Normalization)
     stain_method: str | None = None
     stain_target: str | None = None
@@ -101,6 +105,14 @@ class ObjectnessConfig:
         if kw.get("spacing") is not None:
             kw["spacing"] = tuple(kw["spacing"])
         return cls(**kw)
+
+
+def spacing_for(config: ObjectnessConfig, voxel_size: tuple[float, ...] | None) -> ObjectnessConfig:
+    """``config`` with the image's recorded ``voxel_size`` as spacing, unless ``config.spacing``
+    is set or ``config.voxel_spacing`` is off."""
+    if config.spacing is not None or not config.voxel_spacing or voxel_size is None:
+        return config
+    return replace(config, spacing=tuple(float(v) for v in voxel_size))
 
 
 def prepare_image(

@@ -19,7 +19,7 @@ import numpy as np
 
 from pointseg_cli.errors import ConfigError, InputError
 from pointseg_cli.io.points import PointTable
-from pointseg_cli.objectness.pipeline import ObjectnessConfig, objectness_for_image
+from pointseg_cli.objectness.pipeline import ObjectnessConfig, objectness_for_image, spacing_for
 from pointseg_cli.progress import ProgressCallback, noop_progress
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class TuneSample:
     mask: np.ndarray
     channel_axis: int | None = None
     stain_target: np.ndarray | None = None
+    voxel_size: tuple[float, ...] | None = None  # used as spacing per spacing_for()
 
     def __post_init__(self) -> None:
         spatial = self.image.shape[:-1] if self.channel_axis is not None else self.image.shape
@@ -117,7 +118,8 @@ def tune(
         ds, fgs = [], []
         for s in samples:
             res = objectness_for_image(
-                s.image, s.points, config=cfg, channel_axis=s.channel_axis, stain_target=s.stain_target
+                s.image, s.points, config=spacing_for(cfg, s.voxel_size), channel_axis=s.channel_axis,
+                stain_target=s.stain_target,
             )
             ds.append(res.distance.ravel())
             fgs.append((s.mask > 0).ravel())

@@ -9,6 +9,10 @@ Method ``percentile`` (default) maps the ``low``-th percentile of each channel t
 to a few hot pixels), computed per image — on a strided subsample for images above ~4 M
 elements — and clips to [0, 1] when ``clip`` is set. ``fixed`` uses ``low``/``high`` as the
 intensity values themselves (e.g. 0 and 255); ``none`` only converts to float32.
+
+With ``equalize`` set, each channel is then histogram-equalised (:mod:`pointseg_cli.preprocess.equalize`)
+with the map of the whole image, computed with the other statistics on the same subsample, so a
+tiled inference equalises every tile alike.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from pointseg_cli.errors import ConfigError, check_choice
+from pointseg_cli.preprocess.equalize import EqualizationMap, apply_equalization, equalization_map
 
 NORMALIZATION_METHODS = ("percentile", "fixed", "none")
 
@@ -32,9 +37,12 @@ class Normalization:
     high: float = 99.8
     per_channel: bool = True
     clip: bool = True
+    equalize: bool = False
 
     def __post_init__(self) -> None:
         check_choice("normalization method", self.method, NORMALIZATION_METHODS)
+        if not isinstance(self.equalize, bool):
+            raise ConfigError(f"normalization 'equalize' must be true or false; got {self.equalize!r}")
         if self.method == "percentile" and not (0.0 <= self.low < self.high <= 100.0):
             raise ConfigError(
                 f"percentile normalization needs 0 <= low < high <= 100; got low={self.low}, high={self.high}"
@@ -50,22 +58,39 @@ class Normalization:
         """Build from a dict (unknown keys, e.g. a ``stain`` entry, are ignored here)."""
         if not data:
             return cls()
-        fields = {k: data[k] for k in ("method", "low", "high", "per_channel", "clip") if k in data}
+        keys = ("method", "low", "high", "per_channel", "clip", "equalize")
+        fields = {k: data[k] for k in keys if k in data}
         return cls(**fields)
 
 
 @dataclass(frozen=True)
 class NormStats:
-    """Per-channel intensities mapped to 0 (``lo``) and 1 (``hi``); shape ``(C,)``."""
+    """Per-channel intensities mapped to 0 (``lo``) and 1 (``hi``); shape ``(C,)``; and, with
+    ``Normalization.equalize``, the equalisation map applied after that scaling."""
 
     lo: np.ndarray
     hi: np.ndarray
+    equalization: EqualizationMap | None = None
 
 
 def _as_channel_last(x: np.ndarray, channel_axis: int | None) -> np.ndarray:
     if channel_axis is None:
         return x[..., None]
     return np.moveaxis(x, channel_axis, -1)
+
+
+def _sample(image_like: Any, channel_axis: int | None) -> np.ndarray:
+    """The pixels the statistics are computed on: ``subsample()`` of a LazyImage, else the array
+    (strided to about 4 M elements when larger)."""
+    if hasattr(image_like, "subsample"):
+        return image_like.subsample()
+    data = np.asarray(image_like)
+    if data.size > (1 << 22):
+        step = int(np.ceil((data.size / (1 << 22)) ** (1.0 / data.ndim)))
+        ch = None if channel_axis is None else channel_axis % data.ndim
+        index = tuple(slice(None) if ax == ch else slice(None, None, step) for ax in range(data.ndim))
+        data = data[index]
+    return data
 
 
 def compute_stats(image_like: Any, norm: Normalization, *, channel_axis: int | None = None) -> NormStats:
@@ -79,6 +104,7 @@ def compute_stats(image_like: Any, norm: Normalization, *, channel_axis: int | N
     norm : the normalisation settings.
     channel_axis : axis holding channels, or ``None`` for single-channel data.
     """
+    data = None
     if norm.method in ("none", "fixed"):
         # No pixel statistics needed: only the channel count, read from the shape.
         shape = tuple(image_like.shape)
@@ -86,32 +112,32 @@ def compute_stats(image_like: Any, norm: Normalization, *, channel_axis: int | N
         if hasattr(image_like, "subsample"):  # LazyImage: canonical, channels last only when > 1
             n_ch = image_like.info.channels
         if norm.method == "none":
-            return NormStats(lo=np.zeros(n_ch, np.float32), hi=np.ones(n_ch, np.float32))
-        return NormStats(lo=np.full(n_ch, norm.low, np.float32), hi=np.full(n_ch, norm.high, np.float32))
-    if hasattr(image_like, "subsample"):
-        data = image_like.subsample()
+            stats = NormStats(lo=np.zeros(n_ch, np.float32), hi=np.ones(n_ch, np.float32))
+        else:
+            stats = NormStats(lo=np.full(n_ch, norm.low, np.float32), hi=np.full(n_ch, norm.high, np.float32))
     else:
-        data = np.asarray(image_like)
-        if data.size > (1 << 22):
-            step = int(np.ceil((data.size / (1 << 22)) ** (1.0 / data.ndim)))
-            ch = None if channel_axis is None else channel_axis % data.ndim
-            index = tuple(slice(None) if ax == ch else slice(None, None, step) for ax in range(data.ndim))
-            data = data[index]
-    x = _as_channel_last(data, channel_axis)
-    n_ch = x.shape[-1]
-    flat = x.reshape(-1, n_ch).astype(np.float32, copy=False)
-    if norm.per_channel:
-        lo, hi = np.percentile(flat, [norm.low, norm.high], axis=0)
-    else:
-        lo_s, hi_s = np.percentile(flat, [norm.low, norm.high])
-        lo, hi = np.full(n_ch, lo_s), np.full(n_ch, hi_s)
-    return NormStats(lo=np.asarray(lo, np.float32), hi=np.asarray(hi, np.float32))
+        data = _sample(image_like, channel_axis)
+        x = _as_channel_last(data, channel_axis)
+        n_ch = x.shape[-1]
+        flat = x.reshape(-1, n_ch).astype(np.float32, copy=False)
+        if norm.per_channel:
+            lo, hi = np.percentile(flat, [norm.low, norm.high], axis=0)
+        else:
+            lo_s, hi_s = np.percentile(flat, [norm.low, norm.high])
+            lo, hi = np.full(n_ch, lo_s), np.full(n_ch, hi_s)
+        stats = NormStats(lo=np.asarray(lo, np.float32), hi=np.asarray(hi, np.float32))
+    if not norm.equalize:
+        return stats
+    data = _sample(image_like, channel_axis) if data is None else data
+    scaled = apply_normalization(data, stats, channel_axis=channel_axis, clip=norm.clip)
+    return NormStats(lo=stats.lo, hi=stats.hi, equalization=equalization_map(scaled, channel_axis=channel_axis))
 
 
 def apply_normalization(x: np.ndarray, stats: NormStats, *, channel_axis: int | None = None, clip: bool = True):
     """Map ``stats.lo`` → 0 and ``stats.hi`` → 1 per channel; returns float32 of ``x``'s shape.
 
-    A channel with ``hi == lo`` (a constant image) maps to 0 everywhere.
+    A channel with ``hi == lo`` (a constant image) maps to 0 everywhere. With an equalisation map
+    in ``stats``, it is applied after the scaling (and clipping).
     """
     x = np.asarray(x, dtype=np.float32)
     lo = stats.lo.astype(np.float32)
@@ -127,6 +153,8 @@ def apply_normalization(x: np.ndarray, stats: NormStats, *, channel_axis: int | 
         out = (x - lo.reshape(shape)) * scale.reshape(shape)
     if clip:
         np.clip(out, 0.0, 1.0, out=out)
+    if stats.equalization is not None:
+        out = apply_equalization(out, stats.equalization, channel_axis=channel_axis)
     return out
 
 

@@ -22,11 +22,14 @@ from pointseg_cli.nets.arch import ARCH_NDIM as _NDIM
 from pointseg_cli.nets.arch import ARCHS, ENCODERS
 from pointseg_cli.objectness.grow import COSTS as OBJECTNESS_COSTS
 from pointseg_cli.objectness.pipeline import DEFAULT_W
+from pointseg_cli.preprocess.normalize import Normalization
 from pointseg_cli.preprocess.stain import check_reference
 
 LOSS_TERMS = ("pce", "img", "obj", "center")
 #: Centre-map targets: "adaptive" (Gaussian shaped by each object's estimated extent) or "fixed" (one σ).
 CENTER_TARGETS = ("adaptive", "fixed")
+#: How L_img is weighted against L_point (see :class:`pointseg_cli.train.losses.PointSupervisionLoss`).
+IMG_SCALES = ("crop", "point")
 OBJECTNESS_KINDS = ("paper", "gauss", "dir")
 OBJECTNESS_MODES = ("paper", "geodesic")
 SUPERVISION = ("points", "masks")
@@ -65,7 +68,12 @@ class TrainConfig:
     saved before it existed list no ``center`` and keep a network without the head.
     ``normalization`` is ``Normalization.to_dict()`` plus, for H&E training, an optional
     ``"stain"`` entry (:func:`pointseg_cli.preprocess.stain.stain_reference` of the target image): every
-    image is then stain-normalised to it before intensity normalisation (2-D RGB only).
+    image is then stain-normalised to it before intensity normalisation (2-D RGB only); with
+    ``"equalize": True`` every image is histogram-equalised after it (network and objectness), and
+    ``segment`` does the same from the model's metadata.
+    ``diffusion_iterations`` / ``diffusion_kappa``: Perona–Malik smoothing of the image the objectness
+    is grown on (the network still sees the undiffused image). ``voxel_spacing``: grow with the
+    voxel size recorded in each image file, if any (steps along a coarse axis cost more).
     """
 
     arch: str = "fpn"
@@ -90,6 +98,7 @@ class TrainConfig:
     bg_weight: float | None = None
     point_radius: int = 0
     img_margin: int = 0
+    img_scale: str = "crop"
     beta_bg: float = 1.0
     beta_obj: float = 0.5
     objectness: str = "paper"
@@ -99,6 +108,9 @@ class TrainConfig:
     objectness_cost: str = "seed"
     connectivity: int = 1
     gauss_sigma: float = 5.0
+    diffusion_iterations: int = 0  # Perona-Malik iterations before the objectness (0 = off)
+    diffusion_kappa: float = 0.1
+    voxel_spacing: bool = True  # grow the objectness with the images' voxel size when they record one
     supervision: str = "points"
     masks_dir: str | None = None
     val_masks_dir: str | None = None
@@ -168,6 +180,7 @@ class TrainConfig:
             raise ConfigError(f"bg_weight must be >= 0; got {self.bg_weight}")
         if self.point_radius < 0:
             raise ConfigError(f"point_radius must be >= 0; got {self.point_radius}")
+        check_choice("img_scale", self.img_scale, IMG_SCALES)
         if not isinstance(self.img_margin, int) or self.img_margin < 0:
             raise ConfigError(f"img_margin must be an integer >= 0 (pixels); got {self.img_margin!r}")
         _positive_float("beta_bg", self.beta_bg)
@@ -180,6 +193,9 @@ class TrainConfig:
             raise ConfigError(f"center_weight must be a number >= 0; got {self.center_weight!r}")
         _positive_float("center_sigma", self.center_sigma)
         _positive_float("center_scale", self.center_scale)
+        if not isinstance(self.diffusion_iterations, int) or self.diffusion_iterations < 0:
+            raise ConfigError(f"diffusion_iterations must be an integer >= 0; got {self.diffusion_iterations!r}")
+        _positive_float("diffusion_kappa", self.diffusion_kappa)
         if self.objectness == "dir" and not self.objectness_dir:
             raise ConfigError("objectness 'dir' needs objectness_dir (a folder of <stem>.objectness.tif)")
         if self.supervision == "masks" and not self.masks_dir:
@@ -196,6 +212,7 @@ class TrainConfig:
         _positive_int("prefetch", self.prefetch)
         if not isinstance(self.normalization, dict) or "method" not in self.normalization:
             raise ConfigError(f"normalization must be a dict with a 'method'; got {self.normalization!r}")
+        Normalization.from_dict(self.normalization)  # validates method, percentiles and 'equalize'
         if self.normalization.get("stain") is not None:
             set_(self, "normalization", {**self.normalization, "stain": check_reference(self.normalization["stain"])})
             if self.ndim != 2 or self.channels != 3:

@@ -149,12 +149,16 @@ def read_class_mask(path: Path, shape: tuple[int, ...], n_classes: int, *, axes:
     return data.astype(np.int16)
 
 
-def _cache_key(config: TrainConfig, pts: np.ndarray, cls: np.ndarray, shape: tuple[int, ...]) -> str:
+def _cache_key(
+    config: TrainConfig, pts: np.ndarray, cls: np.ndarray, shape: tuple[int, ...], spacing: tuple[float, ...] | None
+) -> str:
     h = hashlib.sha1()
     fields = (
         config.objectness, config.w, config.objectness_mode, config.objectness_cost, config.connectivity,
         config.gauss_sigma,
     )
+    if config.diffusion_iterations or spacing is not None:  # keys of runs without them stay as they were
+        fields += (config.diffusion_iterations, config.diffusion_kappa, spacing)
     h.update(repr((fields, sorted(config.normalization.items()), shape, len(config.classes))).encode())
     h.update(np.ascontiguousarray(pts).tobytes())
     h.update(np.ascontiguousarray(cls).tobytes())
@@ -162,18 +166,25 @@ def _cache_key(config: TrainConfig, pts: np.ndarray, cls: np.ndarray, shape: tup
 
 
 def _objectness(
-    config: TrainConfig, raw: np.ndarray, table: PointTable, pts: np.ndarray, cls: np.ndarray, cache: Path | None
+    config: TrainConfig,
+    raw: np.ndarray,
+    table: PointTable,
+    pts: np.ndarray,
+    cls: np.ndarray,
+    cache: Path | None,
+    spacing: tuple[float, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(soft labels float16 (K+1, *S), background bool (*S), grown objects int32 (*S)) for one image.
 
     Read from the cache when possible; ``grown`` is :func:`~pointseg_cli.train.targets.grown_objects`
     of the region growing (the extent of each clicked object, for the centre target).
+    ``spacing``: the image's voxel size, used by the growing (None: every step costs the same).
     """
     shape = tuple(raw.shape[: config.ndim])
     k = len(config.classes)
     path = None
     if cache is not None:
-        path = cache / f"{table.image[0]}.{_cache_key(config, pts, cls, shape)}.npz"
+        path = cache / f"{table.image[0]}.{_cache_key(config, pts, cls, shape, spacing)}.npz"
         if path.is_file():
             with np.load(path) as z:
                 if "grown" in z.files:
@@ -190,7 +201,10 @@ def _objectness(
             mode=config.objectness_mode,
             cost=config.objectness_cost,
             connectivity=config.connectivity,
+            spacing=spacing,
             normalization=Normalization.from_dict(config.normalization),
+            diffusion_iterations=config.diffusion_iterations,
+            diffusion_kappa=config.diffusion_kappa,
         )
         res = objectness_for_image(raw, table, config=ocfg, channel_axis=-1 if raw.ndim > config.ndim else None)
         bg = res.background
@@ -319,7 +333,8 @@ def prepare_data(
         pts = sub.pixel_coords(config.ndim)
         cls = sub.class_ids()
         need_obj = config.supervision == "points"
-        soft, bg, grown = _objectness(config, raw, sub, pts, cls, cache) if need_obj else (None, None, None)
+        spacing = info.voxel_size if config.voxel_spacing else None
+        soft, bg, grown = _objectness(config, raw, sub, pts, cls, cache, spacing) if need_obj else (None, None, None)
         if soft is not None and "obj" not in config.losses:
             soft = None
         channel_axis = -1 if raw.ndim > config.ndim else None

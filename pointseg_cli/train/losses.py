@@ -130,11 +130,23 @@ class LossOutput:
     terms: dict[str, float]
 
 
+def point_weight(sparse: torch.Tensor, *, bg_weight: float) -> torch.Tensor:
+    """Σα: the total weight of the labelled pixels of a batch (the normaliser of :func:`point_loss`)."""
+    target = sparse.long()
+    return (target > 0).sum() + float(bg_weight) * (target == 0).sum()
+
+
 class PointSupervisionLoss:
     """L = λ1 L_point + λ2 L_obj + λ3 L_img + λ_center L_center with the terms the config switches on.
 
     With ``supervision="masks"`` the class terms are the dense cross-entropy upper bound instead
     (L_center, when on, then regresses the target built from the instance masks).
+
+    ``img_scale``: L_point is a weighted *mean* over the labelled pixels, while in the image-level
+    loss's original formulation (Bearman et al. 2016) the point loss is a *sum* over them, so each
+    crop's L_img there weighs as much as one clicked pixel. ``"crop"`` (default) adds L_img as it
+    is (each crop's L_img weighs as much as all its labelled pixels together, about 190 times
+    more on 128×128 H&E crops); ``"point"`` multiplies it by N / Σα, the original balance.
     """
 
     def __init__(self, config: TrainConfig) -> None:
@@ -161,7 +173,10 @@ class PointSupervisionLoss:
             terms["obj"] = float(obj.detach())
         if "img" in cfg.losses:
             img = image_loss(logits, batch["present"], batch.get("absent"))
-            total = total + lam_img * img
+            scale = 1.0
+            if cfg.img_scale == "point":  # logged unscaled, so runs with either setting compare
+                scale = logits.shape[0] / point_weight(batch["sparse"], bg_weight=cfg.bg_weight).clamp(min=1.0)
+            total = total + lam_img * scale * img
             terms["img"] = float(img.detach())
         return self._add_center(total, terms, centers, batch)
 

@@ -125,7 +125,7 @@ def resolve_config(
     data = data_settings(points, images, axes=given.get("axes"))
     given.setdefault("arch", DIMENSION_ARCH.get(data.ndim, "fpn"))
     if stain is not None:
-        given["normalization"] = {**default_normalization(), "stain": stain}
+        given["normalization"] = {**given.get("normalization", default_normalization()), "stain": stain}
     applied: dict[str, Any] = {}
     if device == "cpu":
         applied = {k: v for k, v in CPU_DEFAULTS.get(data.ndim, {}).items() if k not in given}

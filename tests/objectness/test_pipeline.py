@@ -64,3 +64,22 @@ def test_pipeline_3d_rgb_and_point_dims(rng: np.random.Generator) -> None:
 def test_stain_needs_target(rng: np.random.Generator) -> None:
     with pytest.raises(ConfigError, match="needs a target image"):
         prepare_image(rng.integers(0, 255, (8, 8, 3)), ObjectnessConfig(stain_method="macenko"), channel_axis=-1)
+
+
+def test_run_objectness_grows_with_the_files_voxel_size_unless_switched_off(tmp_path, monkeypatch) -> None:
+    import pointseg_cli.objectness.pipeline as pipeline
+    from pointseg_cli.io.ome import write_ome_tiff
+    from pointseg_cli.objectness.batch import run_objectness
+
+    vol = np.zeros((6, 20, 20), np.uint16)
+    vol[2:4, 8:12, 8:12] = 500
+    write_ome_tiff(tmp_path / "v.tif", vol, axes="ZYX", voxel_size=(0.5, 0.1, 0.1))
+    pts = PointTable(image=np.array(["v"]), coords=np.array([[3.0, 10.0, 10.0]]), class_name=np.array(["g"]),
+                     class_names=("g",))
+    seen = []
+    grow = pipeline.compute_objectness
+    monkeypatch.setattr(pipeline, "compute_objectness", lambda *a, **kw: seen.append(kw["spacing"]) or grow(*a, **kw))
+    run_objectness(pts, [tmp_path / "v.tif"], tmp_path / "a", config=ObjectnessConfig())
+    run_objectness(pts, [tmp_path / "v.tif"], tmp_path / "b", config=ObjectnessConfig(voxel_spacing=False))
+    run_objectness(pts, [tmp_path / "v.tif"], tmp_path / "c", config=ObjectnessConfig(spacing=(1.0, 1.0, 1.0)))
+    assert seen == [(0.5, 0.1, 0.1), None, (1.0, 1.0, 1.0)]

@@ -80,3 +80,23 @@ def test_lazy_image_statistics_match_in_memory_subsample(tmp_path):
     exact = np.percentile(vol, [1, 99])
     # a strided subsample of i.i.d. data estimates the percentiles closely
     np.testing.assert_allclose([stats.lo[0], stats.hi[0]], exact, rtol=0.02)
+
+
+def test_equalize_is_saved_and_applied_after_scaling_with_the_whole_image_map(tmp_path):
+    from pointseg_cli.preprocess.equalize import equalize
+
+    rng = np.random.default_rng(3)
+    x = rng.gamma(1.5, 300.0, size=(8, 40, 40)).astype(np.uint16)
+    norm = Normalization(equalize=True)
+    assert Normalization.from_dict(norm.to_dict()) == norm and norm.to_dict()["equalize"] is True
+    assert Normalization.from_dict({"method": "percentile"}).equalize is False  # older models
+    whole = normalize_image(x, norm)
+    np.testing.assert_allclose(whole, equalize(normalize_image(x, Normalization())), atol=1e-6)
+    # statistics of the whole (lazy) image applied slab by slab, as segment does
+    write_tiff(tmp_path / "v.tif", x, axes="ZYX")
+    stats = compute_stats(open_image(tmp_path / "v.tif"), norm)
+    assert stats.equalization is not None
+    slabs = np.concatenate([apply_normalization(x[i : i + 3], stats) for i in range(0, 8, 3)])
+    np.testing.assert_allclose(slabs, whole, atol=1e-6)
+    with pytest.raises(ConfigError, match="equalize"):
+        Normalization(equalize="yes")

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from pointseg_cli.errors import ConfigError
 from pointseg_cli.train.config import TrainConfig
 from pointseg_cli.train.losses import (
     PointSupervisionLoss,
@@ -142,3 +143,19 @@ def test_center_term_with_masks_supervision_and_missing_inputs() -> None:
         PointSupervisionLoss(cfg)(logits, batch)
     off = PointSupervisionLoss(cfg.replace(losses=("pce",)))(logits, batch)
     assert set(off.terms) == {"dense"}
+
+
+def test_img_scale_point_weighs_each_crops_l_img_like_one_clicked_pixel() -> None:
+    torch.manual_seed(2)
+    logits = torch.randn(2, 3, 4, 4)
+    sparse = torch.full((2, 4, 4), -1)
+    sparse[0, 0, 0], sparse[0, 1, 1], sparse[1, 2, 2] = 1, 2, 1  # 3 clicks
+    sparse[:, 3, :] = 0  # 8 boundary pixels, weight 0.5 each: sum alpha = 3 + 4 = 7
+    batch = {"sparse": sparse, "present": torch.tensor([[True, True], [True, False]])}
+    cfg = TrainConfig(classes=("a", "b"), losses=("pce", "img"), lambdas=(1.0, 1.0, 2.0), bg_weight=0.5)
+    crop = PointSupervisionLoss(cfg)(logits, batch)
+    point = PointSupervisionLoss(cfg.replace(img_scale="point"))(logits, batch)
+    assert point.terms == crop.terms  # the logged L_img is the same
+    assert point.total.item() == pytest.approx(crop.terms["point"] + 2.0 * crop.terms["img"] * 2 / 7, rel=1e-5)
+    with pytest.raises(ConfigError, match="img_scale"):
+        cfg.replace(img_scale="pixel")
