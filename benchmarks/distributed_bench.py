@@ -32,24 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split(","))
-
-
-def make_volume(path: Path, shape: tuple[int, ...], *, seed: int = 0) -> None:
-    """uint16 blobs plus noise, written in plane blocks through a memory map."""
-    import tifffile
-
-    rng = np.random.default_rng(seed)
-    mm = tifffile.memmap(path, shape=shape, dtype=np.uint16)
-    yy, xx = np.mgrid[0 : shape[1], 0 : shape[2]]
-    base = (np.sin(yy / 9.0) * np.cos(xx / 7.0) * 800 + 1000).astype(np.float32)
-    for z in range(0, shape[0], 16):
-        n = min(16, shape[0] - z)
-        noise = rng.normal(0, 100, size=(n, *shape[1:])).astype(np.float32)
-        mm[z : z + n] = np.clip(base[None] * (1 + 0.3 * np.sin(z / 5.0)) + noise, 0, 65535).astype(np.uint16)
-    mm.flush()
-    del mm
+# The same synthetic volume and size parser as the segment benchmark (run from this folder).
+from segment_bench import _ints, make_volume  # noqa: E402
 
 
 def _labels(path: Path) -> np.ndarray:
