@@ -261,7 +261,7 @@ def run_objectness(
     workers: int = 1,
     progress: ProgressCallback | None = None,
     voxel_size: Sequence[float] | None = None,
-    use_voxel_size: bool = False,
+    use_voxel_size: bool | None = None,
 ) -> ObjectnessRun:
     """Compute and write objectness for every image that has points.
 
@@ -294,8 +294,9 @@ def run_objectness(
     voxel_size : sequence of float, optional
         Override of the images' stored voxel size in µm (one value, or one per spatial axis);
         written into the outputs.
-    use_voxel_size : bool
-        Grow with each image's voxel size as ``spacing`` when ``config.spacing`` is not set.
+    use_voxel_size : bool, optional
+        Grow with each image's voxel size as ``spacing`` when ``config.spacing`` is not set;
+        None follows ``config.voxel_spacing`` (on by default).
 
     Per-image input errors are recorded in the outcome and do not stop the batch.
     """
@@ -327,6 +328,9 @@ def run_objectness(
     if target is not None and (target.ndim < 3 or target.shape[-1] != 3):
         raise ImageFormatError(f"stain target {str(stain_target)!r} must be RGB (Y, X, 3); got shape {target.shape}")
 
+    if use_voxel_size is not None:
+        config = replace(config, voxel_spacing=use_voxel_size)
+    use_voxel_size = config.voxel_spacing
     out = Path(out_dir)
     _check_before_work(pairs, out, config=config, axes=axes, preview=preview)
     prepare_output_dir(out, what="--out")
