@@ -8,15 +8,6 @@ from pointseg_cli.cli.app import app
 from pointseg_cli.io.images import read_info
 
 
-@pytest.fixture
-def inputs(tmp_path, rng):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    tifffile.imwrite(folder / "a.tif", (rng.random((90, 110)) * 255).astype(np.uint8))
-    tifffile.imwrite(folder / "b.tif", (rng.random((70, 60)) * 4000).astype(np.uint16))
-    return folder
-
-
 def _seg(runner, *args):
     return runner.invoke(app, ["segment", *map(str, args)], terminal_width=200)
 

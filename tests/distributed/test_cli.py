@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import pytest
 import tifffile
 
 from pointseg_cli.cli.app import app
@@ -14,15 +13,6 @@ from tests.distributed.conftest import write_volumes
 
 def _seg(runner, *args):
     return runner.invoke(app, ["segment", *map(str, args)], terminal_width=200)
-
-
-@pytest.fixture
-def inputs(tmp_path, rng):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    tifffile.imwrite(folder / "a.tif", (rng.random((90, 110)) * 255).astype(np.uint8))
-    tifffile.imwrite(folder / "b.tif", (rng.random((70, 60)) * 4000).astype(np.uint16))
-    return folder
 
 
 def test_existing_scheduler_segments_files_like_one_process(runner, inputs, tmp_path, scheduler):
