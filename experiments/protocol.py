@@ -30,7 +30,8 @@ DATASETS = ("synth3d", "bbbc007", "synth-he", "synth-sim")
 DEMO_KIND = {"synth3d": "3d-nuclei", "synth-he": "2d-he", "synth-sim": "3d-sim"}
 #: Object classes of the multi-class data sets (the others have one class, ``nucleus``).
 CLASSES = {"synth-he": tuple(HE_CLASSES), "synth-sim": tuple(SIM_CLASSES)}
-ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Ours (parent cost)", "Full")
+ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Ours (img-scale point)", "Ours (parent cost)",
+        "Full")
 #: Rows run unless --rows says otherwise (the paper's six).
 DEFAULT_ROWS = ("pCE", "pCE+Img", "pCE+Obj", "Gauss Obj", "pCE+Img+Obj", "Full")
 ROW_ARGS = {
@@ -39,6 +40,8 @@ ROW_ARGS = {
     "pCE+Obj": ["--losses", "pce,obj"],
     "Gauss Obj": ["--losses", "pce,img,obj", "--objectness", "gauss"],
     "pCE+Img+Obj": ["--losses", "pce,img,obj"],
+    # ours with L_img at the balance of its original formulation (docs/results.md, H&E section)
+    "Ours (img-scale point)": ["--losses", "pce,img,obj", "--img-scale", "point"],
     # ours with the parent objectness step cost (difference to the parent pixel) instead of the default
     # seed cost; its w comes from --parent-w (that cost's distances are ~10x smaller)
     "Ours (parent cost)": ["--losses", "pce,img,obj", "--cost", "parent"],

@@ -35,7 +35,8 @@ Rows
 ``pCE`` (``--losses pce``), ``pCE+Img`` (``pce,img``), ``pCE+Obj`` (``pce,obj``), ``Gauss Obj``
 (``pce,img,obj`` with ``--objectness gauss``: ours with Gaussian blobs instead of the seeded-region-
 growing objectness), ``pCE+Img+Obj`` (ours, ``pce,img,obj``), ``Full`` (``--masks``: dense
-cross-entropy on the ground-truth masks; the upper bound); on request ``Ours (parent cost)``.
+cross-entropy on the ground-truth masks; the upper bound); on request ``Ours (parent cost)``
+(``--cost parent``) and ``Ours (img-scale point)`` (``--img-scale point``).
 
 Usage (from the repository root)
 --------------------------------

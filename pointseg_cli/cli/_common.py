@@ -163,6 +163,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "pointseg train points.csv images/ --out runs/nuclei --val-masks masks/ --epochs 30",
         "pointseg train points.csv volumes/ --out runs/3d --arch unet3d --crop 32,64,64 --batch-size 4",
         "pointseg train points.csv he_tiles/ --out runs/he --stain-normalize he_tiles/reference.tif",
+        "pointseg train sim/points.trainval.csv sim/ --out runs/sim --equalize --w 14 --val-images sim_003",
     ),
     "export": (
         "pointseg export runs/nuclei --out nuclei.onnx",
