@@ -243,12 +243,20 @@ class Experiment:
             sem_path = src / f"{stem}.classes.tif"
             labels = read_image(inst)
             sem = read_image(sem_path) if sem_path.exists() else (labels > 0).astype(np.uint8)
+            axes = "ZYX" if sem.ndim == 3 else "YX"
             if part == "test" and len(self.classes) == 1:  # instance ids: evaluate --gt-binary --instances
                 _link(inst, base / "gt" / f"{stem}.labels.tif")
-            else:
-                out = base / ("gt" if part == "test" else "masks") / f"{stem}.labels.tif"
+            elif part == "test":
+                out = base / "gt" / f"{stem}.labels.tif"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                write_tiff(out, sem.astype(np.uint8), axes="ZYX" if sem.ndim == 3 else "YX", compression="zlib")
+                write_tiff(out, sem.astype(np.uint8), axes=axes, compression="zlib")
+            else:
+                # train/val masks keep the instance ids (full supervision of the centre head sees touching
+                # objects apart); with several classes the class map sits beside them as <stem>.classes.tif
+                _link(inst, base / "masks" / f"{stem}.labels.tif")
+                if len(self.classes) > 1:
+                    write_tiff(base / "masks" / f"{stem}.classes.tif", sem.astype(np.uint8), axes=axes,
+                               compression="zlib")  # fmt: skip
             if part == "images":
                 _link(inst, base / "inst" / f"{stem}.labels.tif")
         self.split = {**split, "classes": self.classes}

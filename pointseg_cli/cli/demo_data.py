@@ -38,7 +38,7 @@ def command(
     recorded in the files, hundreds of touching granules per cell in three classes
     (lipofuscin, melanolipofuscin, melanosome), with SIM artefacts and noise.
 
-    Writes NAME.tif, NAME.labels.tif (instance ids), NAME.classes.tif (class id per pixel) and
+    Writes NAME.tif, NAME.masks.tif (instance ids), NAME.classes.tif (class id per pixel) and
     classes.txt (class names in id order). 2d-gray and 3d-sim also write points.csv (one click
     per object); 3d-sim also split.csv (train/val/test per cell) and points.trainval.csv (the
     clicks of the train and validation cells).

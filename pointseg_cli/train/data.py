@@ -16,7 +16,7 @@ import numpy as np
 
 from pointseg_cli.errors import ImageFormatError, InputError, PointsError
 from pointseg_cli.io.images import ImageInfo, find_images, image_stem, read_image, read_info
-from pointseg_cli.io.masks import find_mask
+from pointseg_cli.io.masks import find_mask, mask_stem
 from pointseg_cli.io.points import PointTable
 from pointseg_cli.preprocess.normalize import Normalization, normalize_image
 from pointseg_cli.preprocess.stain import normalize_to_reference
@@ -130,12 +130,21 @@ def split_stems(stems: Sequence[str], config: TrainConfig) -> tuple[list[str], l
     return train, val
 
 
+def class_map_beside(mask_path: Path) -> Path | None:
+    """``<stem>.classes.tif`` beside an instance mask (the layout ``pointseg demo-data`` writes), if any."""
+    path = mask_path.with_name(f"{mask_stem(mask_path)}.classes.tif")
+    return path if path.is_file() and path != mask_path else None
+
+
 def read_class_mask(path: Path, shape: tuple[int, ...], n_classes: int, *, axes: str | None = None) -> np.ndarray:
     """Read a mask as class ids ``(*shape)`` int16.
 
     With one object class any non-zero value (instance ids included) is the object; with several,
-    values must already be class ids ``0..K``.
+    values must already be class ids ``0..K``, unless a class map ``<stem>.classes.tif`` sits beside
+    the mask: then the mask holds instance ids and the class ids come from that map.
     """
+    beside = class_map_beside(path) if n_classes > 1 else None
+    path = beside or path
     data = np.asarray(read_image(path, axes=axes))
     data = np.squeeze(data, axis=-1) if data.ndim == len(shape) + 1 and data.shape[-1] == 1 else data
     if data.shape != shape:
@@ -242,13 +251,14 @@ def _read_regions_dir(folder: Path, stem: str, shape: tuple[int, ...], pts: np.n
 
 
 def read_instance_mask(path: Path, shape: tuple[int, ...], n_classes: int, *, axes: str | None = None) -> np.ndarray:
-    """Instances ``(*shape)`` int32 of a mask: its ids when it holds instance ids (one class, more
-    than one non-zero value), else the connected components of each class."""
+    """Instances ``(*shape)`` int32 of a mask: its ids when it holds instance ids (one class and more
+    than one non-zero value, or several classes with their class map ``<stem>.classes.tif`` beside
+    it), else the connected components of each class."""
     from scipy import ndimage as ndi
 
     data = np.asarray(read_image(path, axes=axes))
     data = np.squeeze(data, axis=-1) if data.ndim == len(shape) + 1 and data.shape[-1] == 1 else data
-    if n_classes == 1 and len(np.unique(data)) > 2:
+    if (n_classes == 1 and len(np.unique(data)) > 2) or (n_classes > 1 and class_map_beside(path) is not None):
         return data.astype(np.int32)
     out = np.zeros(data.shape, np.int32)
     for c in np.unique(data[data > 0]):

@@ -100,6 +100,22 @@ def test_mask_lookup_and_class_ids(data) -> None:
         read_class_mask(data / "m.tif", (2, 2), 2)
 
 
+def test_instance_mask_with_class_map_beside_gives_classes_and_instances(tmp_path) -> None:
+    """The demo-data layout (``x.masks.tif`` instance ids + ``x.classes.tif``) trains several classes
+    with full supervision, and the centre head sees touching objects of one class as two."""
+    from pointseg_cli.train.data import read_instance_mask
+
+    inst = np.array([[1, 1, 2, 2], [3, 3, 0, 0]], np.uint16)  # 1 and 2 touch and share class 1
+    classes = np.array([[1, 1, 1, 1], [2, 2, 0, 0]], np.uint8)
+    write_tiff(tmp_path / "x.masks.tif", inst, axes="YX")
+    write_tiff(tmp_path / "x.classes.tif", classes, axes="YX")
+    np.testing.assert_array_equal(read_class_mask(tmp_path / "x.masks.tif", (2, 4), 2), classes)
+    np.testing.assert_array_equal(read_instance_mask(tmp_path / "x.masks.tif", (2, 4), 2), inst)
+    (tmp_path / "x.classes.tif").unlink()  # no map: the mask must hold class ids, and ids 1..3 are too many
+    with pytest.raises(InputError, match="expected class ids 0..2"):
+        read_class_mask(tmp_path / "x.masks.tif", (2, 4), 2)
+
+
 def test_stain_reference_normalises_images_before_objectness_and_intensity(tmp_path) -> None:
     from pointseg_cli.io.images import read_image
     from pointseg_cli.objectness.pipeline import ObjectnessConfig, objectness_for_image
