@@ -48,7 +48,7 @@ from pointseg_cli.metrics import InstanceScores, match_instances, match_instance
 DATASETS = ("synth3d", "bbbc007", "synth-he")
 METHODS = {"Components": "components", "Distance WS": "distance", "Ours (centres)": "centers"}
 ROWS = ("Components", "Distance WS", "Otsu + distance", "Ours (centres)", "Full (centres)")
-OTSU_MIN_DISTANCE = (2, 3, 5, 7, 10)
+OTSU_MIN_DISTANCE = (2, 3, 5, 7, 10, 14, 20)
 
 
 # ------------------------------------------------------------------------------------ ground truth
