@@ -17,9 +17,9 @@ the same order. This module guarantees that by construction:
   grid order, which is the order of the streaming engine (slab by slab, in-plane tiles in
   ``numpy.ndindex`` order); the class id is the argmax of that sum (no division, as there).
 
-So the block's labels are bitwise the whole-image labels whenever the model gives the same
-logits for a tile whatever else is in its batch (true of onnxruntime and PyTorch on the CPU; GPU
-kernels chosen per batch size may differ in the last bits). Blocks need not align with tiles:
+So the block's labels (and centre map) are bitwise the whole-image ones whenever the model gives
+the same outputs for a tile whatever else is in its batch (true of onnxruntime on the CPU; PyTorch's
+CPU convolutions and GPU kernels chosen per batch size may differ in the last bits). Blocks need not align with tiles:
 the cost of a block boundary is the tiles that straddle it, run once on each side.
 """
 
@@ -47,12 +47,14 @@ class RegionResult:
     """Outputs of :func:`predict_region` for one region.
 
     ``labels`` ``(*region shape)`` uint8; ``probabilities`` ``(K+1, *region shape)`` float16 or None;
-    ``tiles``: tiles run (including those shared with neighbouring blocks).
+    ``tiles``: tiles run (including those shared with neighbouring blocks); ``centers``
+    ``(*region shape)`` float32 blended object-centre map, or None.
     """
 
     labels: np.ndarray
     probabilities: np.ndarray | None
     tiles: int
+    centers: np.ndarray | None = None
 
 
 def _check_region(grid: TileGrid, region: Sequence[slice]) -> Region:
@@ -103,8 +105,9 @@ def predict_region(
     edge_trim: int | None = None,
     batch_size: int = 4,
     probabilities: bool = False,
+    centers: bool = False,
 ) -> RegionResult:
-    """Labels (and probabilities) of ``region`` of the image that ``grid`` covers.
+    """Labels (and probabilities, centres) of ``region`` of the image that ``grid`` covers.
 
     Parameters
     ----------
@@ -123,12 +126,18 @@ def predict_region(
         As for :func:`~pointseg_cli.infer.stream.run_stream` (use the same values as the whole run).
     probabilities : bool
         Also return float16 softmax probabilities ``(K+1, *region shape)``.
+    centers : bool
+        Also return the blended object-centre map (the model's ``centers`` output), accumulated
+        as one more channel beside the logits and normalised as the streaming engine does, so it
+        equals that engine's map bitwise.
 
     Returns
     -------
     RegionResult
     """
     region = _check_region(grid, region)
+    if centers and not getattr(predictor.metadata, "has_centers", False):
+        raise ModelError("the model has no centre output")
     idx = covering_tiles(grid, region)
     extent = region_extent(grid, region)
     box = tuple(slice(e.start, min(e.stop, n)) for e, n in zip(extent, grid.shape, strict=True))
@@ -136,7 +145,8 @@ def predict_region(
     windows = [grid.axis_windows(a, blend, edge_trim=edge_trim) for a in range(grid.ndim)]
     n_out = predictor.metadata.n_outputs
     rshape = tuple(sl.stop - sl.start for sl in region)
-    acc = np.zeros((n_out, *rshape), dtype=np.float32)
+    n_acc = n_out + int(centers)
+    acc = np.zeros((n_acc, *rshape), dtype=np.float32)
     order = list(itertools.product(*idx))  # lexicographic, as the streaming engine adds its tiles
     for b in range(0, len(order), batch_size):
         group = order[b : b + batch_size]
@@ -147,8 +157,12 @@ def predict_region(
         ]
         raw = np.stack([data[sl] for sl in tiles])
         batch = np.moveaxis(normalize(raw), -1, 1)
-        logits = predictor.predict(np.ascontiguousarray(batch))
-        expected = (len(group), n_out, *grid.tile)
+        if centers:  # as the streaming engine: the centre map is one more channel of the same sum
+            both = predictor.predict_all(np.ascontiguousarray(batch))  # type: ignore[attr-defined]
+            logits = np.concatenate([both["logits"], both["centers"]], axis=1)
+        else:
+            logits = predictor.predict(np.ascontiguousarray(batch))
+        expected = (len(group), n_acc, *grid.tile)
         if logits.shape != expected:
             raise ModelError(f"model returned logits of shape {logits.shape}; expected {expected}")
         if not logits.flags.writeable:
@@ -162,21 +176,32 @@ def predict_region(
                 src.append(slice(lo - grid.starts[a][i], hi - grid.starts[a][i]))
                 dst.append(slice(lo - region[a].start, hi - region[a].start))
             acc[tuple(dst)] += lg[tuple(src)]
-    labels = np.argmax(acc, axis=0).astype(np.uint8)
-    probs = _probabilities(acc, grid, windows, region) if probabilities else None
-    return RegionResult(labels=labels, probabilities=probs, tiles=len(order))
+    labels = np.argmax(acc[:n_out], axis=0).astype(np.uint8)
+    scale = _row_scale(grid, windows, region) if probabilities or centers else None
+    probs = _probabilities(acc[:n_out], scale) if scale is not None and probabilities else None
+    cmap = None
+    if scale is not None and centers:
+        cmap = np.empty(rshape, dtype=np.float32)
+        for j in range(rshape[0]):
+            cmap[j] = acc[n_out, j] * scale(j)
+    return RegionResult(labels=labels, probabilities=probs, tiles=len(order), centers=cmap)
 
 
-def _probabilities(acc: np.ndarray, grid: TileGrid, windows: list[list[np.ndarray]], region: Region) -> np.ndarray:
-    """Softmax of the weight-normalised sum, with the streaming engine's arithmetic row by row."""
+def _row_scale(grid: TileGrid, windows: list[list[np.ndarray]], region: Region) -> Callable[[int], np.ndarray]:
+    """``scale(j)``: the inverse weight sum of row ``j`` of ``region``, as the streaming engine computes it."""
     wsum0 = grid.weight_sum_1d(0, windows[0])
     inplane = grid.weight_sum_1d(1, windows[1])
     if grid.ndim == 3:
         inplane = np.multiply.outer(inplane, grid.weight_sum_1d(2, windows[2]))
     inv = (1.0 / inplane[tuple(slice(0, s) for s in grid.shape[1:])]).astype(np.float32)[region[1:]]
+    return lambda j: inv / np.float32(wsum0[region[0].start + j])
+
+
+def _probabilities(acc: np.ndarray, scale: Callable[[int], np.ndarray]) -> np.ndarray:
+    """Softmax of the weight-normalised sum, with the streaming engine's arithmetic row by row."""
     out = np.empty(acc.shape, dtype=np.float16)
     for j in range(acc.shape[1]):
-        norm = acc[:, j] * (inv / np.float32(wsum0[region[0].start + j]))
+        norm = acc[:, j] * scale(j)
         norm -= norm.max(axis=0, keepdims=True)
         np.exp(norm, out=norm)
         norm /= norm.sum(axis=0, keepdims=True)
@@ -194,6 +219,7 @@ def segment_region(
     stain_source: Any = None,
     options: Any = None,
     probabilities: bool = False,
+    centers: bool = False,
 ) -> RegionResult:
     """:func:`predict_region` on a :class:`~pointseg_cli.io.images.LazyImage` (or canonical array).
 
@@ -222,7 +248,8 @@ def segment_region(
         return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
 
     return predict_region(read, normalize, predictor, grid, region, blend=options.blend,
-                          edge_trim=options.edge_trim, batch_size=options.batch_size, probabilities=probabilities)
+                          edge_trim=options.edge_trim, batch_size=options.batch_size, probabilities=probabilities,
+                          centers=centers)
 
 
 def whole_grid(spatial: Sequence[int], predictor: Predictor, options: Any = None) -> TileGrid:

@@ -7,13 +7,16 @@ import itertools
 import numpy as np
 import pytest
 import tifffile
+import torch
 
-from pointseg_cli.errors import ConfigError
+from pointseg_cli.errors import ConfigError, ModelError
 from pointseg_cli.infer.blocks import covering_tiles, region_extent, segment_region, whole_grid
 from pointseg_cli.infer.predictors import TorchPredictor
 from pointseg_cli.infer.segment import SegmentOptions, input_statistics, segment_array, segment_file
+from pointseg_cli.infer.stream import run_stream
 from pointseg_cli.io.images import open_image
-from tests.infer.conftest import make_meta, tiny_net
+from pointseg_cli.model.metadata import ModelMetadata
+from tests.infer.conftest import NONE_NORM, make_meta, tiny_net
 
 CASES = [
     # shape, tile, block, options
@@ -59,6 +62,57 @@ def test_block_probabilities_equal_the_streamed_file(rng, tmp_path):
         r = segment_region(lazy, pred, grid, region, stats=stats, options=options, probabilities=True)
         np.testing.assert_array_equal(r.labels, tifffile.imread(res.labels)[region])
         np.testing.assert_array_equal(r.probabilities, probs[(slice(None), *region)])
+
+
+class _Heads(torch.nn.Module):
+    """Logits and a centre map from one tiny net (not pointwise, so the blend matters)."""
+
+    def __init__(self, ndim: int) -> None:
+        super().__init__()
+        self.net = tiny_net(ndim, n_out=3, seed=5)
+
+    def forward(self, x):
+        return self.net(x)[:, :2]
+
+    def forward_heads(self, x):
+        y = self.net(x)
+        return {"logits": y[:, :2], "centers": torch.sigmoid(y[:, 2:])}
+
+
+@pytest.mark.parametrize("shape, tile, block", [((30, 60, 50), (16, 32, 32), (11, 60, 23)),
+                                                ((90, 70), (32, 32), (40, 33))])
+def test_block_centres_equal_the_streamed_centre_map(rng, shape, tile, block):
+    ndim = len(shape)
+    meta = ModelMetadata(classes=("a",), ndim=ndim, channels=1, normalization=NONE_NORM, tile=tile, divisor=8,
+                         outputs=("logits", "centers"))
+    pred = TorchPredictor(_Heads(ndim), meta)
+    image = rng.random(shape, dtype=np.float32)  # in [0, 1): the model's normalisation leaves it as it is
+    # One tile per model call: PyTorch's CPU convolutions may differ in the last bit between batch
+    # sizes (onnxruntime's do not), and this test is about the blend's arithmetic.
+    options = SegmentOptions(batch_size=1)
+    grid = whole_grid(shape, pred, options)
+    labels, centres = np.zeros(shape, np.uint8), np.zeros(shape, np.float32)
+
+    def sink(rows) -> None:
+        labels[rows.start : rows.stop], centres[rows.start : rows.stop] = rows.labels, rows.centers
+
+    run_stream(lambda a, b: image[a:b, ..., None], lambda x: x, pred, grid, sink, outputs=("labels", "centers"),
+               batch_size=1)
+    stats = input_statistics(image, pred, options=options).stats
+    assert len(np.unique(labels)) == 2 and np.ptp(centres) > 0.1
+    for region in _blocks(shape, block):
+        r = segment_region(image, pred, grid, region, stats=stats, options=options, centers=True)
+        np.testing.assert_array_equal(r.labels, labels[region])
+        np.testing.assert_array_equal(r.centers, centres[region])
+
+
+def test_centres_need_a_centre_output(rng):
+    pred = TorchPredictor(tiny_net(2), make_meta(2, tile=(64, 64)))
+    image = rng.normal(size=(70, 70)).astype(np.float32)
+    stats = input_statistics(image, pred).stats
+    with pytest.raises(ModelError, match="no centre output"):
+        segment_region(image, pred, whole_grid(image.shape, pred), (slice(0, 10), slice(0, 10)), stats=stats,
+                       centers=True)
 
 
 def test_covering_tiles_and_extent():
