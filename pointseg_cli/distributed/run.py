@@ -31,7 +31,8 @@ def run_segment_distributed(
 
     Several inputs run as one task each (``<stem>.labels.tif`` and friends, exactly as one
     process writes them); a single input runs as halo blocks of one volume and writes
-    ``<stem>.labels.zarr`` (OME-Zarr) with the same labels (see ``cluster.mode``).
+    ``<stem>.labels.zarr`` (OME-Zarr) with the same labels, and with instances on
+    ``<stem>.instances.zarr`` and ``<stem>.objects.csv`` with the same objects (see ``cluster.mode``).
 
     Parameters
     ----------
@@ -80,7 +81,7 @@ def run_segment_distributed(
     with connect(cluster) as client:
         n_workers = len(client.scheduler_info()["workers"])
         if model is not None:  # a bad model or device fails before the output folder is made
-            client.submit(check_model_task, spec, input_kind(3, 1), pure=False).result()
+            client.submit(check_model_task, spec, input_kind(3, 1), config.instances, pure=False).result()
         out.mkdir(parents=True, exist_ok=True)
         if blocks:
             res = run_volume(client, paths[0], config, out_dir=out, spec=spec, block_voxels=cluster.block_voxels,

@@ -8,6 +8,11 @@ write their blocks into a temporary ``.<stem>.labels.zarr.tmp-…`` store in par
 chunks); it is renamed to ``<stem>.labels.zarr`` only when every block is done. A failed block
 is reported with its position and nothing appears under the final name.
 
+With instances on, the blocks also write their blended centre maps (``centers`` method) into a
+scratch store, and one more task makes ``<stem>.instances.zarr`` and ``<stem>.objects.csv`` from
+the complete maps with the one-process algorithm (:mod:`pointseg_cli.distributed.instances`),
+before anything is renamed.
+
 The output folder must be visible to the workers under the same path (a shared file system on a
 multi-machine cluster).
 """
@@ -27,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from pointseg_cli.distributed.files import worker_lost
+from pointseg_cli.distributed.instances import InstancesDone, instances_task
 from pointseg_cli.distributed.worker import ModelSpec, VolumePlan, plan_volume_task, segment_block_task
 from pointseg_cli.errors import ConfigError, DeviceError, ModelError, PointsegError
 from pointseg_cli.infer.batch import FileResult, SegmentConfig
@@ -38,8 +44,12 @@ _KINDS = {"C": "channel", "Z": "space", "Y": "space", "X": "space"}
 
 
 def volume_outputs(out_dir: Path, stem: str, config: SegmentConfig) -> dict[str, Path]:
-    """Final outputs of the block mode: ``labels`` (and ``probabilities``) as OME-Zarr, ``preview`` PNG."""
+    """Final outputs of the block mode: ``labels`` (and ``instances``, ``probabilities``) as OME-Zarr,
+    ``objects`` CSV, ``preview`` PNG."""
     paths = {"labels": out_dir / f"{stem}.labels.zarr"}
+    if config.instances != "none":
+        paths["instances"] = out_dir / f"{stem}.instances.zarr"
+        paths["objects"] = out_dir / f"{stem}.objects.csv"
     if config.probabilities:
         paths["probabilities"] = out_dir / f"{stem}.probabilities.zarr"
     if config.preview:
@@ -121,10 +131,12 @@ def run_volume(
 ) -> FileResult:
     """Segment one volume in halo blocks on ``client``'s cluster; see the module docstring.
 
-    Returns a ``failed`` result (naming the block and its position) when a block fails; raises
-    :class:`~pointseg_cli.errors.PointsegError` for errors of the model or device.
+    Returns a ``failed`` result (naming the block and its position, or the instance step) when a
+    task fails; raises :class:`~pointseg_cli.errors.PointsegError` for errors of the model,
+    device or settings (``--instances centers`` for a model without a centre output).
     """
     from pointseg_cli.io.images import atomic_output, read_info
+    from pointseg_cli.io.writers import scratch_file
 
     if config.probabilities == "tif":
         raise ConfigError("the block mode writes probabilities as OME-Zarr; use --probabilities zarr")
@@ -157,14 +169,23 @@ def run_volume(
             if "probabilities" in tmp:
                 _create_store(tmp["probabilities"], (plan.n_outputs, *spatial), dtype=np.float16,
                               chunks=(1, *chunks), axes="C" + plan.spatial_axes, scale=[1.0, *scale], extra=extra)
-            tiles = _run_blocks(client, path, blocks, plan=plan, config=config, spec=spec, tmp=tmp,
+            centres = None
+            if plan.instance_method == "centers":  # the blended centre map, until the ids are made
+                centres = stack.enter_context(scratch_file(out_dir / f"{info.stem}.centers.zarr"))
+                _create_store(centres, spatial, dtype=np.float32, chunks=chunks, axes=plan.spatial_axes,
+                              scale=scale, extra=extra)
+            if "instances" in tmp:
+                _create_store(tmp["instances"], spatial, dtype=np.uint32, chunks=chunks, axes=plan.spatial_axes,
+                              scale=scale, extra={**extra, "instances": {"method": plan.instance_method}})
+            tiles = _run_blocks(client, path, blocks, plan=plan, config=config, spec=spec, tmp=tmp, centres=centres,
                                 task=f"{info.stem} blocks", progress=progress)
-            # Hook for object instances across blocks (not built yet): label each block, offset its
-            # ids by the block index, union-find the id pairs that touch across block faces and
-            # relabel, here, on the complete temporary store, before anything is renamed.
+            if "instances" in tmp:
+                _run_instances(client, path, plan=plan, config=config, tmp=tmp, centres=centres,
+                               scratch=out_dir / f"{info.stem}.instances", task=f"{info.stem} instances",
+                               progress=progress)
             if "preview" in tmp:
                 _write_preview(tmp["preview"], path, tmp["labels"], plan, config)
-    except _BlockFailed as exc:
+    except _StepFailed as exc:
         return FileResult(path, "failed", str(exc), shape=shape, provider=plan.provider)
     seconds = time.perf_counter() - t_start
     voxels = int(np.prod(spatial))
@@ -174,12 +195,21 @@ def run_volume(
                       provider=plan.provider, outputs=dict(targets))
 
 
-class _BlockFailed(Exception):
-    """A block failed: the message names it and its position."""
+class _StepFailed(Exception):
+    """A block or the instance step failed: the message names which (and the block's position)."""
+
+
+def _failure(where: str, exc: BaseException) -> _StepFailed:
+    if worker_lost(exc):
+        return _StepFailed(f"{where}: the Dask worker died (killed, or out of memory: try a smaller block "
+                           "or --batch-size)")
+    if isinstance(exc, PointsegError):
+        return _StepFailed(f"{where}: {exc}")
+    return _StepFailed(f"{where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
 
 
 def _run_blocks(client: Any, path: Path, blocks: list[tuple[slice, ...]], *, plan: VolumePlan,
-                config: SegmentConfig, spec: ModelSpec, tmp: dict[str, Path], task: str,
+                config: SegmentConfig, spec: ModelSpec, tmp: dict[str, Path], centres: Path | None, task: str,
                 progress: ProgressCallback | None) -> int:
     from distributed import as_completed
 
@@ -188,6 +218,7 @@ def _run_blocks(client: Any, path: Path, blocks: list[tuple[slice, ...]], *, pla
         client.submit(segment_block_task, str(path), region, index=i, plan=plan, config=config, spec=spec,
                       labels_store=str(tmp["labels"]),
                       probabilities_store=str(tmp["probabilities"]) if "probabilities" in tmp else None,
+                      centers_store=str(centres) if centres is not None else None,
                       key=f"pointseg-block-{run_id}-{i}")
         for i, region in enumerate(blocks)
     ]
@@ -199,14 +230,8 @@ def _run_blocks(client: Any, path: Path, blocks: list[tuple[slice, ...]], *, pla
         for fut in as_completed(futures, loop=client.loop):
             if fut.status == "error":
                 i = index[fut.key]
-                exc = fut.exception()
                 where = f"block {i + 1} of {len(blocks)} ({describe_block(blocks[i], plan.spatial_axes)})"
-                if worker_lost(exc):
-                    raise _BlockFailed(f"{where}: the Dask worker died (killed, or out of memory: "
-                                       "try a smaller block or --batch-size)")
-                if isinstance(exc, PointsegError):
-                    raise _BlockFailed(f"{where}: {exc}")
-                raise _BlockFailed(f"{where}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+                raise _failure(where, fut.exception())
             tiles += fut.result().tiles
             done += 1
             if progress is not None:
@@ -214,6 +239,28 @@ def _run_blocks(client: Any, path: Path, blocks: list[tuple[slice, ...]], *, pla
     finally:
         client.cancel([f for f in futures if not f.done()])
     return tiles
+
+
+def _run_instances(client: Any, path: Path, *, plan: VolumePlan, config: SegmentConfig, tmp: dict[str, Path],
+                   centres: Path | None, scratch: Path, task: str, progress: ProgressCallback | None) -> None:
+    """The instance step on one worker, over the complete temporary stores."""
+    if progress is not None:
+        progress(task, 0, 1)
+    fut = client.submit(instances_task, str(path), labels_store=str(tmp["labels"]),
+                        centers_store=str(centres) if centres is not None else None,
+                        instances_store=str(tmp["instances"]), objects_path=str(tmp["objects"]), scratch=str(scratch),
+                        method=plan.instance_method, axes=config.axes, voxel_size=plan.voxel_size,
+                        classes=plan.classes, key=f"pointseg-instances-{uuid.uuid4().hex[:8]}")
+    try:
+        done: InstancesDone = fut.result()
+    except Exception as exc:  # noqa: BLE001 - turned into this input's failure, with the reason
+        raise _failure(f"instances ({plan.instance_method})", exc) from None
+    finally:
+        client.cancel([fut])
+    log.info("%s: %d objects (%d connected components, method %s) in %.2f s", path.name, done.n_instances,
+             done.n_components, plan.instance_method, done.seconds)
+    if progress is not None:
+        progress(task, 1, 1)
 
 
 def _write_preview(tmp: Path, path: Path, labels_store: Path, plan: VolumePlan, config: SegmentConfig) -> None:

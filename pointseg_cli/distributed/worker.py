@@ -61,9 +61,13 @@ def clear_caches() -> None:
         _CACHES.clear()
 
 
-def check_model_task(spec: ModelSpec, kind: str) -> str:
-    """Load the model for inputs of ``kind`` on this worker; returns its provider (fails early on a bad model)."""
-    return worker_predictors(spec).for_kind(kind).provider
+def check_model_task(spec: ModelSpec, kind: str, instances: str = "none") -> str:
+    """Load the model for inputs of ``kind`` on this worker; returns its provider (fails early on a bad
+    model, or on ``instances="centers"`` for a model without a centre output)."""
+    cache = worker_predictors(spec)
+    if instances != "none":
+        cache.instance_method(kind, instances)
+    return cache.for_kind(kind).provider
 
 
 def segment_file_task(path: str, *, config: SegmentConfig, out_dir: str, spec: ModelSpec) -> FileResult:
@@ -73,7 +77,11 @@ def segment_file_task(path: str, *, config: SegmentConfig, out_dir: str, spec: M
 
 @dataclass(frozen=True)
 class VolumePlan:
-    """What every block of one volume shares: the global grid and whole-image statistics."""
+    """What every block of one volume shares: the global grid and whole-image statistics.
+
+    ``voxel_size`` is the one the outputs record (``config.voxel_size`` over the stored one);
+    ``instance_method`` the resolved instance method (None: no instances).
+    """
 
     shape: tuple[int, ...]
     spatial_axes: str
@@ -85,6 +93,7 @@ class VolumePlan:
     classes: tuple[str, ...]
     n_outputs: int
     provider: str
+    instance_method: str | None = None
 
 
 def plan_volume_task(path: str, *, config: SegmentConfig, spec: ModelSpec) -> VolumePlan:
@@ -92,19 +101,25 @@ def plan_volume_task(path: str, *, config: SegmentConfig, spec: ModelSpec) -> Vo
     from pointseg_cli.infer.blocks import whole_grid
     from pointseg_cli.infer.segment import _check_compatible, _stain_of, input_statistics
     from pointseg_cli.io.images import open_image
+    from pointseg_cli.io.voxel import resolve_voxel_size
     from pointseg_cli.model.spec import input_kind
 
     image = open_image(path, axes=config.axes)
     info = image.info
-    pred = worker_predictors(spec).for_kind(input_kind(info.ndim, info.channels))
+    kind = input_kind(info.ndim, info.channels)
+    cache = worker_predictors(spec)
+    pred = cache.for_kind(kind)
     spatial = tuple(info.spatial_shape)
     _check_compatible(spatial, info.channels, info.axes, info.path.name, pred)
+    method = cache.instance_method(kind, config.instances) if config.instances != "none" else "none"
+    vsize = resolve_voxel_size(info.voxel_size, config.voxel_size, ndim=len(spatial), name=info.path.name)
     whole = input_statistics(image, pred, options=config, name=f"image '{info.path.name}'")
     return VolumePlan(
-        shape=tuple(info.shape), spatial_axes=info.spatial_axes, voxel_size=info.voxel_size,
+        shape=tuple(info.shape), spatial_axes=info.spatial_axes, voxel_size=vsize,
         grid=whole_grid(spatial, pred, config), stats=whole.stats, stain_source=whole.stain_source,
         stain_reference=_stain_of(pred, config), classes=tuple(pred.metadata.classes),
         n_outputs=pred.metadata.n_outputs, provider=pred.provider,
+        instance_method=None if method == "none" else method,
     )
 
 
@@ -119,12 +134,13 @@ class BlockDone:
 
 def segment_block_task(
     path: str, region: tuple[slice, ...], *, index: int, plan: VolumePlan, config: SegmentConfig, spec: ModelSpec,
-    labels_store: str, probabilities_store: str | None = None,
+    labels_store: str, probabilities_store: str | None = None, centers_store: str | None = None,
 ) -> BlockDone:
     """Segment one block on the global grid and write it into the (temporary) OME-Zarr stores.
 
     Blocks cover whole chunks of the stores (except at the image's far edges), so concurrent
-    writes of different blocks never touch the same chunk.
+    writes of different blocks never touch the same chunk. ``centers_store`` (a float32 store of
+    the spatial shape) receives the blended centre map, for the instance step.
     """
     import zarr
 
@@ -137,7 +153,8 @@ def segment_block_task(
     info = image.info
     pred = worker_predictors(spec).for_kind(input_kind(info.ndim, info.channels))
     res = segment_region(image, pred, plan.grid, region, stats=plan.stats, stain_source=plan.stain_source,
-                         options=config, probabilities=probabilities_store is not None)
+                         options=config, probabilities=probabilities_store is not None,
+                         centers=centers_store is not None)
     image.release()
     # Opened only now (mode r+): if the run was abandoned and its temporary store removed, this
     # fails instead of recreating a stray store.
@@ -146,4 +163,6 @@ def segment_block_task(
         zarr.open_array(str(Path(probabilities_store) / "0"), mode="r+")[(slice(None), *region)] = (
             res.probabilities.astype(np.float16)
         )
+    if centers_store is not None and res.centers is not None:
+        zarr.open_array(str(Path(centers_store) / "0"), mode="r+")[region] = res.centers
     return BlockDone(index=index, tiles=res.tiles, seconds=time.perf_counter() - t0)

@@ -13,7 +13,7 @@ from tests.distributed.conftest import write_volumes
 
 zarr = pytest.importorskip("zarr")
 
-CONFIG = SegmentConfig(tile=(16, 64, 64), probabilities="zarr")
+CONFIG = SegmentConfig(tile=(16, 64, 64), probabilities="zarr", instances="none")  # instances: test_volume_instances
 #: Chunks of 16 × 64 × 64 and blocks of one chunk: the 30 × 100 × 120 volume is cut into 8 blocks.
 SMALL = {"block_voxels": 16 * 64 * 64, "chunks": (16, 64, 64)}
 
