@@ -71,6 +71,8 @@ def run_files(
                     fut.result()  # re-raises with the worker's traceback
             else:
                 results[i] = fut.result()
+            # Forget the finished task: were its worker to die now, Dask would otherwise run it again.
+            fut.release()
             done += 1
             if progress is not None:
                 progress("all files", done, len(paths))

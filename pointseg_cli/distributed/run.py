@@ -12,6 +12,7 @@ from pointseg_cli.distributed.volume import run_volume
 from pointseg_cli.distributed.worker import ModelSpec, check_model_task
 from pointseg_cli.errors import ConfigError
 from pointseg_cli.infer.batch import SegmentBatchResult, SegmentConfig
+from pointseg_cli.io.writers import prepare_output_dir
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def run_segment_distributed(
         n_workers = len(client.scheduler_info()["workers"])
         if model is not None:  # a bad model or device fails before the output folder is made
             client.submit(check_model_task, spec, input_kind(3, 1), config.instances, pure=False).result()
-        out.mkdir(parents=True, exist_ok=True)
+        # as one process: create, check, and remove what killed runs (or workers) on this host left
+        prepare_output_dir(out, what="--out-dir")
         if blocks:
             res = run_volume(client, paths[0], config, out_dir=out, spec=spec, block_voxels=cluster.block_voxels,
                              chunks=cluster.chunks, min_blocks=2 * max(1, n_workers), progress=progress)

@@ -233,6 +233,9 @@ def _run_blocks(client: Any, path: Path, blocks: list[tuple[slice, ...]], *, pla
                 where = f"block {i + 1} of {len(blocks)} ({describe_block(blocks[i], plan.spatial_axes)})"
                 raise _failure(where, fut.exception())
             tiles += fut.result().tiles
+            # Forget the finished block: were its worker to die now, Dask would run it again and
+            # rewrite its chunks while the instance step reads them.
+            fut.release()
             done += 1
             if progress is not None:
                 progress(task, done, len(blocks))

@@ -17,7 +17,7 @@ CONFIG = SegmentConfig(tile=(16, 64, 64))
 def test_files_equal_one_process_with_failures_and_resume(tmp_path, scheduler):
     write_volumes(tmp_path / "in", 3)
     (tmp_path / "in" / "broken.tif").write_bytes(b"II*\x00 not really a tiff")
-    cluster = ClusterConfig(scheduler=scheduler)
+    cluster = ClusterConfig(scheduler=scheduler, connect_timeout=60)  # the 3 s default is tight on a loaded machine
     one = run_segment([tmp_path / "in"], CONFIG, out_dir=tmp_path / "one", model="test-3d", device="cpu")
     dist = run_segment_distributed([tmp_path / "in"], CONFIG, out_dir=tmp_path / "dist", model="test-3d",
                                    device="cpu", cluster=cluster)

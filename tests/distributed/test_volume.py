@@ -15,7 +15,7 @@ zarr = pytest.importorskip("zarr")
 
 CONFIG = SegmentConfig(tile=(16, 64, 64), probabilities="zarr", instances="none")  # instances: test_volume_instances
 #: Chunks of 16 × 64 × 64 and blocks of one chunk: the 30 × 100 × 120 volume is cut into 8 blocks.
-SMALL = {"block_voxels": 16 * 64 * 64, "chunks": (16, 64, 64)}
+SMALL = {"block_voxels": 16 * 64 * 64, "chunks": (16, 64, 64), "connect_timeout": 60}  # generous connect timeout: the machine may be loaded
 
 
 def _read(store):

@@ -1,11 +1,13 @@
-"""A worker killed in the middle of a run: Dask retries its task, and a re-run leaves correct outputs."""
+"""A worker process killed in the middle of a task: Dask retries the task, the outputs are right.
+
+The kill is deterministic, not timed: every worker wraps one function of the pipeline, and the
+first call of it anywhere on the cluster SIGKILLs its own worker process (a marker file, created
+exclusively, makes it the only one). The nanny starts a new worker, Dask runs the lost task again
+elsewhere, and the run must end as if nothing had happened; a re-run finds everything done and
+removes what the dead worker left behind.
+"""
 
 from __future__ import annotations
-
-import os
-import signal
-import threading
-import time
 
 import numpy as np
 import pytest
@@ -17,58 +19,93 @@ from tests.distributed.conftest import write_volumes
 
 zarr = pytest.importorskip("zarr")
 
-CONFIG = SegmentConfig(tile=(16, 64, 64))
+CONFIG = SegmentConfig(tile=(16, 64, 64))  # instances "auto": distance with the test model
+
+#: Where to die: (module, function, how). "call": on entering the function; "tile": at the second
+#: tile of a file, with its outputs' temporaries open and its lock held.
+TARGETS = {
+    "files": ("pointseg_cli.infer.batch", "segment_file", "tile"),
+    "blocks": ("pointseg_cli.infer.blocks", "segment_region", "call"),
+    "instances": ("pointseg_cli.infer.instances", "instances_from_maps", "call"),
+}
 
 
-def _kill_a_busy_worker(client, prefix: str, running: threading.Thread) -> str | None:
-    """SIGKILL the process of the first worker seen running a task whose key starts with ``prefix``."""
-    pids = client.run(os.getpid)
-    while running.is_alive():
-        for addr, keys in client.processing().items():
-            if any(str(k).startswith(prefix) for k in keys) and addr in pids:
-                time.sleep(0.2)  # inside the task, not at its very start
-                os.kill(pids[addr], signal.SIGKILL)
-                return str(keys[0])
-        time.sleep(0.02)
-    return None
+def _arm(marker: str, module: str, name: str, how: str) -> None:
+    """Run on every worker: the first call of ``module.name`` on the cluster kills its worker process."""
+    import importlib
+    import os
+    import signal
+
+    mod = importlib.import_module(module)
+    original = getattr(mod, name)
+
+    def first() -> bool:
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def die() -> None:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def wrapper(*args, **kwargs):
+        if how == "call" and first():
+            die()
+        if how == "tile":
+            def progress(task, done, total):
+                if done >= 2 and first():
+                    die()
+
+            kwargs["progress"] = progress
+        return original(*args, **kwargs)
+
+    wrapper.original = original
+    setattr(mod, name, wrapper)
 
 
-# Timing-dependent (it kills a process while a task runs) and slow on a loaded machine: run with -m slow.
-@pytest.mark.slow
-@pytest.mark.parametrize("shape", ["files", "blocks"])
-def test_worker_killed_mid_run_output_correct_on_rerun(tmp_path, scheduler, shape):
+def _disarm(module: str, name: str) -> None:
+    import importlib
+
+    mod = importlib.import_module(module)
+    setattr(mod, name, getattr(getattr(mod, name), "original", getattr(mod, name)))
+
+
+@pytest.mark.parametrize("shape", ["files", "blocks", "instances"])
+def test_worker_killed_mid_task_the_run_completes_and_a_rerun_finds_it_done(tmp_path, scheduler, shape):
     from distributed import Client
 
     n = 4 if shape == "files" else 1
     paths = write_volumes(tmp_path / "in", n, shape=(30, 100, 120), seed=7)
     one = run_segment(paths, CONFIG, out_dir=tmp_path / "one", model="test-3d", device="cpu")
-    cluster = ClusterConfig(scheduler=scheduler, block_voxels=16 * 64 * 64, chunks=(16, 64, 64))
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            outcome["result"] = run_segment_distributed(paths, CONFIG, out_dir=tmp_path / "dist", model="test-3d",
-                                                        device="cpu", cluster=cluster)
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            outcome["error"] = exc
-
+    cluster = ClusterConfig(scheduler=scheduler, block_voxels=16 * 64 * 64, chunks=(16, 64, 64),
+                            connect_timeout=60)
+    module, name, how = TARGETS[shape]
+    marker = tmp_path / "killed"
     with Client(scheduler, set_as_default=False) as client:
-        worker = threading.Thread(target=run)
-        worker.start()
-        killed = _kill_a_busy_worker(client, "pointseg-file" if shape == "files" else "pointseg-block", worker)
-        worker.join(timeout=600)
-        client.wait_for_workers(2, timeout=300)  # the nanny restarts the killed worker
-    assert "error" not in outcome, repr(outcome["error"])
-    assert killed is not None, "no task was seen running"
-    # Dask retried the lost task elsewhere; whatever this run reported, a re-run completes the outputs.
+        client.run(_arm, str(marker), module, name, how)
+        try:
+            first = run_segment_distributed(paths, CONFIG, out_dir=tmp_path / "dist", model="test-3d", device="cpu",
+                                            cluster=cluster)
+        finally:
+            client.run(_disarm, module, name)
+            client.wait_for_workers(2, timeout=300)  # the nanny has started a new worker
+    assert marker.exists(), "no worker was killed"
+    assert [f.status for f in first.files] == ["ok"] * n, [f.message for f in first.files]
     rerun = run_segment_distributed(paths, CONFIG, out_dir=tmp_path / "dist", model="test-3d", device="cpu",
                                     cluster=cluster)
-    assert all(f.status in ("ok", "skipped") for f in rerun.files), [(f.status, f.message) for f in rerun.files]
+    assert [f.status for f in rerun.files] == ["skipped"] * n, [f.message for f in rerun.files]
+    names = sorted(p.name for p in (tmp_path / "dist").iterdir())
+    assert [p for p in names if p.startswith(".")] == []  # the dead worker's temporaries and lock are gone
+    suffix = "tif" if shape == "files" else "zarr"
+    assert names == sorted(f"{p.stem}.{kind}" for p in paths
+                           for kind in (f"labels.{suffix}", f"instances.{suffix}", "objects.csv"))
     for res in one.files:
-        expected = tifffile.imread(res.outputs["labels"])
         stem = res.path.stem
-        if shape == "files":
-            got = tifffile.imread(tmp_path / "dist" / f"{stem}.labels.tif")
-        else:
-            got = zarr.open_array(str(tmp_path / "dist" / f"{stem}.labels.zarr" / "0"), mode="r")[...]
-        np.testing.assert_array_equal(got, expected)
+        for kind in ("labels", "instances"):
+            expected = tifffile.imread(res.outputs[kind])
+            if shape == "files":
+                got = tifffile.imread(tmp_path / "dist" / f"{stem}.{kind}.tif")
+            else:
+                got = zarr.open_array(str(tmp_path / "dist" / f"{stem}.{kind}.zarr" / "0"), mode="r")[...]
+            np.testing.assert_array_equal(got, expected)
