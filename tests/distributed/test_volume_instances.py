@@ -164,3 +164,13 @@ def test_failed_instance_step_is_reported_and_leaves_no_output(tmp_path, schedul
     assert res.status == "failed"
     assert res.message == "instances (distance): RuntimeError: simulated failure"
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_centres_with_a_model_without_them_stops_before_any_work(tmp_path, scheduler):
+    from pointseg_cli.errors import ConfigError
+
+    (path,) = write_volumes(tmp_path / "in", 1, shape=(30, 100, 120), seed=2)
+    with pytest.raises(ConfigError, match="--instances centers needs a model with a centre output"):
+        run_segment_distributed([path], SegmentConfig(instances="centers"), out_dir=tmp_path / "out", model="test-3d",
+                                cluster=ClusterConfig(scheduler=scheduler, connect_timeout=60))
+    assert not (tmp_path / "out").exists()
