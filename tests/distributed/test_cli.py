@@ -29,7 +29,8 @@ def test_one_volume_is_written_as_ome_zarr(runner, tmp_path, scheduler):
     (path,) = write_volumes(tmp_path / "in", 1)
     res = _seg(runner, path, "-o", tmp_path / "out", "--model", "test-3d", "--scheduler", scheduler)
     assert res.exit_code == 0, res.output
-    assert (tmp_path / "out" / "v0.labels.zarr").is_dir()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["v0.instances.zarr", "v0.labels.zarr",
+                                                                     "v0.objects.csv"]
 
 
 def test_missing_extra_is_exit_2_with_the_install_command(runner, inputs, tmp_path, monkeypatch):

@@ -14,8 +14,9 @@ from tests.distributed.conftest import write_volumes
 zarr = pytest.importorskip("zarr")
 
 CONFIG = SegmentConfig(tile=(16, 64, 64), probabilities="zarr", instances="none")  # instances: test_volume_instances
-#: Chunks of 16 × 64 × 64 and blocks of one chunk: the 30 × 100 × 120 volume is cut into 8 blocks.
-SMALL = {"block_voxels": 16 * 64 * 64, "chunks": (16, 64, 64), "connect_timeout": 60}  # generous connect timeout: the machine may be loaded
+#: Chunks of 16 × 64 × 64 and blocks of one chunk: the 30 × 100 × 120 volume is cut into 8 blocks
+#: (and a generous connect timeout: the machine may be loaded).
+SMALL = {"block_voxels": 16 * 64 * 64, "chunks": (16, 64, 64), "connect_timeout": 60}
 
 
 def _read(store):

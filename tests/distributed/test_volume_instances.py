@@ -13,8 +13,9 @@ from tests.distributed.conftest import write_volumes
 zarr = pytest.importorskip("zarr")
 torch = pytest.importorskip("torch")
 
-#: Blocks of one 16 × 64 × 64 chunk: a 30 × 100 × 120 volume is cut into 8 blocks.
-SMALL = {"block_voxels": 16 * 64 * 64, "chunks": (16, 64, 64), "connect_timeout": 60}  # generous connect timeout: the machine may be loaded
+#: Blocks of one 16 × 64 × 64 chunk: a 30 × 100 × 120 volume is cut into 8 blocks (and a generous
+#: connect timeout: the machine may be loaded).
+SMALL = {"block_voxels": 16 * 64 * 64, "chunks": (16, 64, 64), "connect_timeout": 60}
 FACES = ((0, 16), (1, 64), (2, 64))  # (axis, position) of the block faces
 
 
