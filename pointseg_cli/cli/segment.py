@@ -68,6 +68,16 @@ def command(
         "boundary, 'components' keeps connected regions whole; 'auto' is 'centers' when the model has a centre "
         "output, else 'distance'; 'none' writes no instances.",
     ),
+    min_distance: float = typer.Option(
+        3.0, "--min-distance", metavar="PIXELS",
+        help="Instances: markers closer than this (in pixels of the finest axis) are one object; raise it if "
+        "objects are split in two, lower it if touching objects are merged.",
+    ),
+    peak_threshold: float | None = typer.Option(
+        None, "--peak-threshold", metavar="NUMBER",
+        help="Instances: smallest marker value, the centre map for 'centers' (0..1) [0.3] or the distance to "
+        "the background in pixels for 'distance' [0].",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo inputs whose outputs already exist."),
     axes: str | None = typer.Option(None, "--axes", help="Override the stored axes, e.g. ZYX, CZYX, YXC."),
     voxel_size: str | None = typer.Option(
@@ -112,6 +122,7 @@ def command(
         tile=_parse_tile(tile), overlap=overlap, blend=blend, batch_size=batch_size, precision=precision,
         probabilities=probabilities, preview=preview, overwrite=overwrite, axes=axes, stain=not no_stain_normalize,
         voxel_size=parse_floats(voxel_size, what="--voxel-size"), instances=instances,
+        min_distance=min_distance, peak_threshold=peak_threshold,
     )
     if dask or scheduler or dask_workers is not None:
         result = _run_dask(inputs, config, out_dir=out_dir, model=model, device=device, scheduler=scheduler,

@@ -69,6 +69,8 @@ def instances_task(
     axes: str | None,
     voxel_size: Sequence[float] | None,
     classes: Sequence[str],
+    min_distance: float = 3.0,
+    peak_threshold: float | None = None,
 ) -> InstancesDone:
     """Instance ids and object table of a volume whose class (and centre) maps are complete stores.
 
@@ -80,8 +82,8 @@ def instances_task(
     """
     import zarr
 
-    from pointseg_cli.infer.instance_outputs import _ImageRows
-    from pointseg_cli.infer.instances import InstanceConfig, instances_from_maps
+    from pointseg_cli.infer.instance_outputs import _ImageRows, instance_config
+    from pointseg_cli.infer.instances import instances_from_maps
     from pointseg_cli.infer.objects import write_objects_csv
     from pointseg_cli.io.images import open_image
     from pointseg_cli.io.writers import scratch_file
@@ -91,7 +93,6 @@ def instances_task(
     out_z = zarr.open_array(str(Path(instances_store) / "0"), mode="r+")
     shape = tuple(int(s) for s in labels_z.shape)
     step = int(labels_z.chunks[0])
-    spacing = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
     with scratch_file(f"{scratch}.labels.raw") as lab_p, scratch_file(f"{scratch}.ids.raw") as ids_p, \
             scratch_file(f"{scratch}.centers.raw") as cen_p:
         labels = np.memmap(lab_p, dtype=labels_z.dtype, mode="w+", shape=shape)
@@ -102,7 +103,8 @@ def instances_task(
             _copy_rows(zarr.open_array(str(Path(centers_store) / "0"), mode="r"), centers, step)
         ids = np.memmap(ids_p, dtype=np.uint32, mode="w+", shape=shape)
         image = open_image(image_path, axes=axes)
-        result = instances_from_maps(labels, centers, ids, config=InstanceConfig(method=method, spacing=spacing),
+        cfg = instance_config(method, voxel_size, min_distance=min_distance, peak_threshold=peak_threshold)
+        result = instances_from_maps(labels, centers, ids, config=cfg,
                                      image=_ImageRows(image, shape))
         _copy_rows(ids, out_z, step)
         del labels, centers, ids

@@ -253,7 +253,8 @@ def _run_instances(client: Any, path: Path, *, plan: VolumePlan, config: Segment
                         centers_store=str(centres) if centres is not None else None,
                         instances_store=str(tmp["instances"]), objects_path=str(tmp["objects"]), scratch=str(scratch),
                         method=plan.instance_method, axes=config.axes, voxel_size=plan.voxel_size,
-                        classes=plan.classes, key=f"pointseg-instances-{uuid.uuid4().hex[:8]}")
+                        classes=plan.classes, min_distance=config.min_distance,
+                        peak_threshold=config.peak_threshold, key=f"pointseg-instances-{uuid.uuid4().hex[:8]}")
     try:
         done: InstancesDone = fut.result()
     except Exception as exc:  # noqa: BLE001 - turned into this input's failure, with the reason

@@ -65,5 +65,5 @@ class SegmentConfig(SegmentOptions):
     def provenance_options(self) -> dict[str, Any]:
         """The settings recorded with every output (see :func:`pointseg_cli.infer.outputs.provenance`)."""
         keys = ("tile", "overlap", "blend", "batch_size", "precision", "axes", "voxel_size", "stain", "probabilities",
-                "instances")
+                "instances", "min_distance", "peak_threshold")
         return {k: list(v) if isinstance(v, tuple) else v for k in keys for v in [getattr(self, k)]}

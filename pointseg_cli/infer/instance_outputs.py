@@ -106,6 +106,13 @@ class IdsView:
         return np.array(self._ids[::z_step, ::step, index])
 
 
+def instance_config(method: str, voxel_size: Sequence[float] | None, *, min_distance: float = 3.0,
+                    peak_threshold: float | None = None) -> InstanceConfig:
+    """The :class:`InstanceConfig` of ``segment``'s instance step (one process and Dask alike)."""
+    spacing = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
+    return InstanceConfig(method=method, spacing=spacing, min_distance=float(min_distance), threshold=peak_threshold)
+
+
 def write_instances(
     labels_path: Path,
     instances_path: Path,
@@ -118,6 +125,8 @@ def write_instances(
     classes: Sequence[str],
     voxel_size: Sequence[float] | None,
     provenance: Mapping[str, Any] | None,
+    min_distance: float = 3.0,
+    peak_threshold: float | None = None,
 ) -> tuple[InstanceResult, np.ndarray]:
     """Instance ids of the class map at ``labels_path`` into ``instances_path`` and the table into ``objects_path``.
 
@@ -134,13 +143,12 @@ def write_instances(
         raise ConfigError(f"instance method must be one of {', '.join(INSTANCE_METHODS[:-1])}; got {method!r}")
     labels = tifffile.memmap(labels_path, mode="r")
     spatial = tuple(int(s) for s in labels.shape)
+    cfg = instance_config(method, voxel_size, min_distance=min_distance, peak_threshold=peak_threshold)
     description = {"classes": ["background", *classes], "pointseg": dict(provenance or {}) or None,
-                   "instances": {"method": method}}
+                   "instances": {"method": method, "min_distance": cfg.min_distance, "threshold": cfg.peak_threshold}}
     meta = {"axes": axes, **ome_physical_size(axes, voxel_size), "Description": json.dumps(description)}
     ids = tifffile.memmap(instances_path, shape=spatial, dtype=np.uint32, ome=True, metadata=meta)
-    spacing = tuple(float(v) for v in voxel_size) if voxel_size is not None else None
-    result = instances_from_maps(labels, centers, ids, config=InstanceConfig(method=method, spacing=spacing),
-                                 image=_ImageRows(image, spatial))
+    result = instances_from_maps(labels, centers, ids, config=cfg, image=_ImageRows(image, spatial))
     ids.flush()
     del labels
     write_objects_csv(objects_path, result.table, class_names=list(classes), unit="um")

@@ -8,6 +8,7 @@ with the settings of a whole batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,12 @@ class SegmentOptions:
     instances : {"none", "auto", "centers", "distance", "components"}
         Also write object instances and their table (``auto``: ``centers`` when the model has a
         centre output, else ``distance``). See :mod:`pointseg_cli.infer.instances`.
+    min_distance : float
+        Instances: two object centres (or distance maxima) closer than this, in units of the finest
+        voxel spacing, are one object.
+    peak_threshold : float, optional
+        Instances: smallest centre-map value (``centers``, default 0.3) or distance to the
+        background (``distance``, default 0) that a marker may have.
     """
 
     tile: tuple[int, ...] | None = None
@@ -56,6 +63,8 @@ class SegmentOptions:
     edge_trim: int | None = None
     stain: bool = True
     instances: str = "none"
+    min_distance: float = 3.0
+    peak_threshold: float | None = None
 
     def __post_init__(self) -> None:
         check_choice("blend", self.blend, BLEND_MODES)
@@ -70,6 +79,10 @@ class SegmentOptions:
             raise ConfigError(f"tile must have 2 or 3 positive sizes; got {self.tile}")
         if self.probabilities is not None:
             check_choice("probabilities format", self.probabilities, PROBABILITY_FORMATS)
+        if not (math.isfinite(self.min_distance) and self.min_distance >= 0):
+            raise ConfigError(f"min distance must be a finite number >= 0; got {self.min_distance}")
+        if self.peak_threshold is not None and not (math.isfinite(self.peak_threshold) and self.peak_threshold >= 0):
+            raise ConfigError(f"peak threshold must be a finite number >= 0; got {self.peak_threshold}")
 
 
 

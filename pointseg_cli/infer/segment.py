@@ -267,6 +267,7 @@ def segment_file(
                 tmp["labels"], tmp["instances"], tmp["objects"], method=method,
                 centers=spool.array() if spool is not None else None, image=image, axes=spatial_axes,
                 classes=predictor.metadata.classes, voxel_size=vsize, provenance=prov,
+                min_distance=options.min_distance, peak_threshold=options.peak_threshold,
             )
         if "preview" in tmp:
             def display(raw: np.ndarray) -> np.ndarray:  # as the model saw the pixels, in [0, 1]

@@ -79,6 +79,13 @@ def test_bad_instance_method_exit_2(runner, demo, tmp_path) -> None:
     assert res.exit_code == 2 and "instance method must be one of" in res.output
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--min-distance", "-2"), ("--peak-threshold", "nan")])
+def test_bad_marker_setting_exit_2_before_any_work(runner, demo, tmp_path, flag, value) -> None:
+    out = tmp_path / "s"
+    res = runner.invoke(app, ["segment", str(demo), "--out-dir", str(out), flag, value], terminal_width=300)
+    assert res.exit_code == 2 and "must be a finite number >= 0" in res.output and not out.exists()
+
+
 def test_model_with_centre_head_runs_the_centres_path_end_to_end(runner, tmp_path, caplog) -> None:
     from pointseg_cli.model import build_model
     from pointseg_cli.train.checkpoint import save_checkpoint

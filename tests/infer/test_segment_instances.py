@@ -141,3 +141,32 @@ def test_a_failure_in_the_instance_step_leaves_no_file(tmp_path, monkeypatch) ->
     with pytest.raises(OSError, match="disk full"):
         segment_file(src, tmp_path / "out", pred, options=SegmentOptions(instances="centers", preview=True))
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize(("kw", "n"), [({}, 2), ({"peak_threshold": 0.9}, 1), ({"min_distance": 12.0}, 1)])
+def test_marker_settings_reach_the_instance_step_and_are_recorded(tmp_path, kw, n) -> None:
+    # the two centres (heights 1 and 0.8) lie 10.3 px apart: a threshold above 0.8 or a minimum
+    # distance above 10.3 px leaves one marker, so the touching pair becomes one object
+    src = tmp_path / "v.tif"
+    tifffile.imwrite(src, _blobs((12, 24, 40)))
+
+    class Thresh(_WithCentres):
+        def forward_heads(self, x):
+            fg = (x[:, :1] > 0.15).float()
+            return {"logits": torch.cat([1 - fg, fg], dim=1), "centers": x[:, :1]}
+
+    pred = TorchPredictor(Thresh(3), _meta(3, centres=True))
+    res = segment_file(src, tmp_path / "out", pred, options=SegmentOptions(instances="auto", tile=(16, 32, 32), **kw))
+    assert res.n_objects == n
+    with tifffile.TiffFile(res.instances) as tf:
+        xml = tf.ome_metadata
+    desc = json.loads(xml.split("<Description>")[1].split("</Description>")[0].replace("&quot;", '"'))
+    assert desc["instances"] == {"method": "centers", "min_distance": kw.get("min_distance", 3.0),
+                                 "threshold": kw.get("peak_threshold", 0.3)}
+
+
+@pytest.mark.parametrize("kw", [{"min_distance": float("nan")}, {"min_distance": -1.0},
+                                {"peak_threshold": float("inf")}])
+def test_bad_marker_settings_are_config_errors(kw) -> None:
+    with pytest.raises(ConfigError, match="must be a finite number >= 0"):
+        SegmentOptions(instances="auto", **kw)
