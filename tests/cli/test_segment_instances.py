@@ -45,8 +45,8 @@ def test_default_model_writes_labels_instances_and_objects(runner, demo, tmp_pat
     assert ids.dtype == np.uint32 and ids.max() >= 1
     table = (out / "nuclei3d_000.objects.csv").read_text().splitlines()
     assert len(table) == int(ids.max()) + 1 and table[0].startswith("id,class,z,y,x,")
-    # the default model has no centre output: distance watershed, which splits touching nuclei
-    # that connected components of the same class map keep together
+    # the default model has a centre output: its peaks split touching nuclei that connected
+    # components of the same class map keep together
     comp = tmp_path / "comp"
     res = runner.invoke(app, ["segment", str(demo), "--out-dir", str(comp), "--instances", "components"])
     assert res.exit_code == 0, res.output
@@ -66,8 +66,8 @@ def test_instances_none_writes_no_instance_files(runner, demo, tmp_path) -> None
 
 def test_centers_with_a_model_without_centre_output_exit_2_before_any_work(runner, demo, tmp_path) -> None:
     out = tmp_path / "seg"
-    res = runner.invoke(app, ["segment", str(demo), "--out-dir", str(out), "--instances", "centers"],
-                        terminal_width=300)
+    res = runner.invoke(app, ["segment", str(demo), "--out-dir", str(out), "--instances", "centers", "--model",
+                              "test-3d"], terminal_width=300)  # fmt: skip
     assert res.exit_code == 2
     errors = [line for line in res.output.splitlines() if line.startswith("error")]
     assert len(errors) == 1 and "centre output" in errors[0] and "distance, components, none" in errors[0]
