@@ -13,15 +13,16 @@ import numpy as np
 
 from pointseg_cli.objectness import _kernels
 
-#: Bucket-queue window: about one bucket per 16 voxels, between 2**10 and 2**20 buckets.
-_MIN_BUCKETS, _MAX_BUCKETS = 2**10, 2**20
+#: Bucket-queue window: about one bucket per 4,096 voxels, between 2**8 and 2**12 buckets.
+_VOXELS_PER_BUCKET = 4096
+_MIN_BUCKETS, _MAX_BUCKETS = 2**8, 2**12
 #: Step costs sampled to choose the bucket width.
 _N_COST_SAMPLES = 4096
 
 
 def bucket_count(n_vox: int) -> int:
     """Power-of-two number of buckets in the queue's circular window."""
-    want = min(max(n_vox // 16, _MIN_BUCKETS), _MAX_BUCKETS)
+    want = min(max(n_vox // _VOXELS_PER_BUCKET, _MIN_BUCKETS), _MAX_BUCKETS)
     return 1 << (want - 1).bit_length()
 
 
@@ -76,31 +77,38 @@ def grow_regions(
     ``dist`` in place and returns the number of settled voxels. ``n_buckets`` must be a power of
     two; with ``inv_delta = 0`` all entries share one bucket (a plain binary heap).
     """
+    k = _kernels
     n_seeds = len(seeds)
-    # 16-byte pool entries (float64 key, int32 node, int32 next) unless indices need 64 bits
-    idx = np.int32 if len(regions) < 2**31 else np.int64
-    ew = 4 if idx is np.int32 else 3
+    idx = np.int32 if len(regions) < 2**31 else np.int64  # node indices
     n_off = len(offsets)
     regions[seeds] = seed_labels
     dist[seeds] = 0.0
-    cap = max(len(regions) // 64, 64)
-    pool = np.empty(ew * cap, idx)
-    hcap = max(n_seeds + 2 * n_off, 256)
-    hkey, hcnt, hnode = np.zeros(hcap), np.arange(hcap, dtype=np.int64), np.empty(hcap, idx)
-    hnode[:n_seeds] = seeds
+    ccap = max(len(regions) // (64 * k.CHUNK), 4 * n_off)  # chunks
+    ckey, cnode, cnext = np.empty(ccap * k.CHUNK), np.empty(ccap * k.CHUNK, idx), np.empty(ccap, np.int64)
+    scap = max(n_seeds, 256)
+    skey, snode, tkey, tnode = np.zeros(scap), np.empty(scap, idx), np.empty(scap), np.empty(scap, idx)
+    snode[:n_seeds] = seeds
+    fcnt = np.empty(scap + 1, np.int64)
+    hcap = 256 + 2 * n_off
+    hkey, hcnt, hnode = np.empty(hcap), np.empty(hcap, np.int64), np.empty(hcap, idx)
     ocap = 256 + 2 * n_off
     okey, ocnt, onode = np.empty(ocap), np.empty(ocap, np.int64), np.empty(ocap, idx)
-    bhead = np.full(n_buckets, -1, np.int64)
-    state = np.zeros(_kernels.STATE_LEN, np.int64)
-    state[[_kernels.S_SIZE, _kernels.S_COUNTER, _kernels.S_FREE]] = n_seeds, n_seeds, -1
-    while _kernels.grow_buckets(image, regions, dist, offsets, weights, refs, cost_mode, geodesic, inv_delta,
-                                bhead, pool, pool.view(np.float64), hkey, hcnt, hnode, okey, ocnt, onode,
-                                state) == _kernels.NEED_SPACE:
-        size, used, osize = (int(state[i]) for i in (_kernels.S_SIZE, _kernels.S_USED, _kernels.S_OSIZE))
-        if used + osize + n_off > len(pool) // ew:
-            pool = _enlarged(pool, ew * (used + osize + 2 * n_off))
-        if size + n_off >= len(hkey):  # >=: a full heap also stops moving a bucket into it
-            hkey, hcnt, hnode = (_enlarged(a, size + 2 * n_off) for a in (hkey, hcnt, hnode))
+    meta = np.zeros((n_buckets, 3), np.int64)
+    state = np.zeros(k.STATE_LEN, np.int64)
+    state[k.S_CFREE], state[k.S_RUN_LEN] = -1, n_seeds
+    while k.grow_buckets(image, regions, dist, offsets, weights, refs, cost_mode, geodesic, inv_delta,
+                         meta, ckey, cnode, cnext, skey, snode, tkey, tnode, fcnt, hkey, hcnt, hnode,
+                         okey, ocnt, onode, state) == k.NEED_SPACE:
+        hsize, osize, load = (int(state[i]) for i in (k.S_HSIZE, k.S_OSIZE, k.S_LOAD))
+        chunks = int(state[k.S_CUSED] - state[k.S_NFREE]) + osize + n_off
+        if chunks > len(cnext):
+            cnext = _enlarged(cnext, chunks + n_off)
+            ckey, cnode = (_enlarged(a, len(cnext) * k.CHUNK) for a in (ckey, cnode))
+        if hsize + n_off > len(hkey):
+            hkey, hcnt, hnode = (_enlarged(a, hsize + 2 * n_off) for a in (hkey, hcnt, hnode))
         if osize + n_off > len(okey):
             okey, ocnt, onode = (_enlarged(a, osize + 2 * n_off) for a in (okey, ocnt, onode))
-    return int(state[_kernels.S_POPPED])
+        if load > len(skey):
+            skey, snode, tkey, tnode = (_enlarged(a, load) for a in (skey, snode, tkey, tnode))
+            fcnt = np.empty(len(skey) + 1, np.int64)
+    return int(state[k.S_POPPED])

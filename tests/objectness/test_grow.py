@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, PointsError
-from pointseg_cli.objectness import compute_objectness, grow
+from pointseg_cli.objectness import buckets, compute_objectness, grow
 from pointseg_cli.objectness.grow import neighbour_offsets, seed_reference, step_weights
 from pointseg_cli.objectness.reference import boundary_reference, grow_reference
 
@@ -68,9 +68,9 @@ def test_bucket_queue_is_exact_for_any_window(monkeypatch: pytest.MonkeyPatch, c
 
 @pytest.mark.parametrize("mode", ["paper", "geodesic"])
 def test_queue_storage_grows_from_its_initial_size(rng: np.random.Generator, mode: str) -> None:
-    # a 96x96 image starts with 150-entry pools and 256-entry heaps: the growing front, the one-bucket
-    # window (overflow), the single bucket (heap) and buckets larger than the heap (moved into it in
-    # two goes) each make the kernel ask for more space; it resumes exactly
+    # a 96x96 image starts with a 16-chunk pool, a 256-entry run and 264-entry heaps: the growing
+    # front (chunks), the one-bucket window (overflow), the single bucket (heap) and buckets larger
+    # than the run each make the kernel ask for more space; it resumes exactly
     image = rng.random((96, 96))
     seeds = np.array([[0, 0], [95, 95], [0, 95]])
     want = grow_reference(image, seeds, mode=mode)
@@ -86,7 +86,7 @@ def test_queue_storage_grows_from_its_initial_size(rng: np.random.Generator, mod
 def test_bucket_width_follows_the_step_costs() -> None:
     flat = compute_objectness(np.zeros((8, 8)), [[1, 1]], [1], w=1.0)
     assert (flat.distance == 0).all()  # free steps: one bucket, still FIFO
-    assert grow._n_buckets(10) == 2**10 and grow._n_buckets(10**9) == 2**20
+    assert grow._n_buckets(10) == buckets._MIN_BUCKETS and grow._n_buckets(10**12) == buckets._MAX_BUCKETS
     assert grow._n_buckets(5 * 10**6) & (grow._n_buckets(5 * 10**6) - 1) == 0  # a power of two
 
 def test_two_flat_regions_split_at_the_edge() -> None:
