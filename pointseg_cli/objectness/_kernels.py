@@ -23,9 +23,9 @@ the queue is a circular two-level *bucket* queue over the quantised distance
 
 - every bucket within the window of ``len(meta)`` buckets after the current one is an
   append-only list of fixed-size chunks (keys in ``ckey``, nodes in ``cnode``, chunks linked by
-  ``cnext``; see :mod:`pointseg_cli.objectness._queue`) in push order, so an append writes next
-  to the bucket's previous entry;
-- when a bucket's turn comes, ``_queue._load_run`` copies it into the *run* (``skey``,
+  ``cnext``, :data:`CHUNK` entries a chunk; free chunks form a list through ``cnext``) in push
+  order, so an append writes next to the bucket's previous entry;
+- when a bucket's turn comes, :func:`_load_run` copies it into the *run* (``skey``,
   ``snode``), sorted by ``(key, push order)`` with a stable counting sort on a monotone function
   of the key and a stable insertion sort (a stable merge sort if the keys are bunched), and frees
   its chunks;
@@ -44,7 +44,8 @@ caller grows the arrays and calls again.
 The kernels are compiled without numba's reference counting (``_nrt=False``): with it, every
 call of a helper that takes arrays (heap push and pop, append, step cost) increments and
 decrements atomic reference counts, which cost more than the queue work itself. Nothing here
-allocates, so nothing needs counting.
+allocates, so nothing needs counting. Everything the growing kernel inlines lives in this module:
+numba's on-disk cache notices changes to a function's own file only.
 """
 
 from __future__ import annotations
@@ -52,11 +53,183 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pointseg_cli.objectness._queue import CHUNK, CHUNK_SHIFT, _append, _load_run, _pop_root, _push
-
 #: ``cost_mode`` values of the growing kernels.
 COST_PARENT = 0
 COST_SEED = 1
+#: Entries per chunk of a bucket (a power of two).
+CHUNK_SHIFT = 6
+CHUNK = 1 << CHUNK_SHIFT
+#: Insertion-sort moves per entry above which a bucket is sorted by a stable merge sort instead.
+_MAX_MOVES_PER_ENTRY = 8
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _less(k1: float, c1: int, k2: float, c2: int) -> bool:
+    return k1 < k2 or (k1 == k2 and c1 < c2)
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _push(hkey, hcnt, hnode, size, key, cnt, node):  # noqa: ANN001, ANN202
+    """Insert ``(key, cnt, node)`` at position ``size`` and sift it up. Capacity must suffice."""
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if _less(hkey[parent], hcnt[parent], key, cnt):
+            break
+        hkey[pos] = hkey[parent]
+        hcnt[pos] = hcnt[parent]
+        hnode[pos] = hnode[parent]
+        pos = parent
+    hkey[pos] = key
+    hcnt[pos] = cnt
+    hnode[pos] = node
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _pop_root(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
+    """Remove the root of a heap holding ``size`` entries; returns the root's ``(key, node)``."""
+    root_key = hkey[0]
+    root_node = hnode[0]
+    last = size - 1
+    key = hkey[last]
+    cnt = hcnt[last]
+    node = hnode[last]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= last:
+            break
+        right = child + 1
+        if right < last and _less(hkey[right], hcnt[right], hkey[child], hcnt[child]):
+            child = right
+        if _less(key, cnt, hkey[child], hcnt[child]):
+            break
+        hkey[pos] = hkey[child]
+        hcnt[pos] = hcnt[child]
+        hnode[pos] = hnode[child]
+        pos = child
+    if last > 0:
+        hkey[pos] = key
+        hcnt[pos] = cnt
+        hnode[pos] = node
+    return root_key, root_node
+
+
+@njit(cache=True, inline="always", _nrt=False)
+def _append(meta, ckey, cnode, cnext, slot, key, node, cfree, nfree, cused):  # noqa: ANN001, ANN202
+    """Append ``(key, node)`` to bucket ``slot``; returns the new ``(cfree, nfree, cused)``.
+
+    ``meta[slot]`` is ``(first chunk, last chunk, entries)``. A new chunk comes from the free list
+    when it has one, else from the end of the used part of the chunk pool. Capacity must suffice.
+    """
+    n = meta[slot, 2]
+    off = n & (CHUNK - 1)
+    if off == 0:
+        if cfree >= 0:
+            c = cfree
+            cfree = cnext[c]
+            nfree -= 1
+        else:
+            c = cused
+            cused += 1
+        if n == 0:
+            meta[slot, 0] = c
+        else:
+            cnext[meta[slot, 1]] = c
+        meta[slot, 1] = c
+    else:
+        c = meta[slot, 1]
+    e = (c << CHUNK_SHIFT) + off
+    ckey[e] = key
+    cnode[e] = node
+    meta[slot, 2] = n + 1
+    return cfree, nfree, cused
+
+
+@njit(cache=True, _nrt=False)
+def _merge_sort(skey, snode, tkey, tnode, n):  # noqa: ANN001, ANN202
+    """Stable bottom-up merge sort of ``skey[:n]`` (``snode`` alongside), ``t*`` as scratch."""
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):  # merge [lo, mid) and [mid, hi) into t, left first on ties
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):
+                if j >= hi or (i < mid and not skey[j] < skey[i]):
+                    tkey[k], tnode[k] = skey[i], snode[i]
+                    i += 1
+                else:
+                    tkey[k], tnode[k] = skey[j], snode[j]
+                    j += 1
+        for k in range(n):
+            skey[k], snode[k] = tkey[k], tnode[k]
+        width *= 2
+
+
+@njit(cache=True, _nrt=False)
+def _load_run(meta, ckey, cnode, cnext, slot, skey, snode, tkey, tnode, fcnt, cfree):  # noqa: ANN001, ANN201
+    """Move bucket ``slot`` into ``skey``/``snode`` sorted by ``(key, push order)``; frees its chunks.
+
+    Entries are copied in push order into ``tkey``/``tnode``, distributed by a stable counting sort
+    on a monotone function of the key (about one fine bucket per entry, over the keys' range) and
+    finished by a stable insertion sort; should that take too many moves (keys bunched in a few fine
+    buckets), a stable merge sort on the key finishes instead. Returns ``(n, cfree)``.
+    """
+    n = meta[slot, 2]
+    c = meta[slot, 0]
+    kmin = np.inf
+    kmax = -np.inf
+    for k in range(n):
+        off = k & (CHUNK - 1)
+        if off == 0 and k > 0:
+            c = cnext[c]
+        e = (c << CHUNK_SHIFT) + off
+        key = ckey[e]
+        tkey[k] = key
+        tnode[k] = cnode[e]
+        kmin = min(kmin, key)
+        kmax = max(kmax, key)
+    cnext[meta[slot, 1]] = cfree
+    cfree = meta[slot, 0]
+    meta[slot, 2] = 0
+    scale = (n - 1) / (kmax - kmin) if kmax > kmin else 0.0
+    if n <= 16 or not 0.0 < scale < np.inf:
+        for k in range(n):
+            skey[k] = tkey[k]
+            snode[k] = tnode[k]
+    else:
+        for f in range(n + 1):
+            fcnt[f] = 0
+        for k in range(n):
+            fcnt[min(np.int64((tkey[k] - kmin) * scale), n - 1) + 1] += 1
+        for f in range(n):
+            fcnt[f + 1] += fcnt[f]
+        for k in range(n):
+            f = min(np.int64((tkey[k] - kmin) * scale), n - 1)
+            pos = fcnt[f]
+            fcnt[f] = pos + 1
+            skey[pos] = tkey[k]
+            snode[pos] = tnode[k]
+    # stable insertion sort: after the counting sort only entries of one fine bucket are out of order
+    budget = _MAX_MOVES_PER_ENTRY * n + 256
+    for k in range(1, n):
+        key = skey[k]
+        if not skey[k - 1] > key:
+            continue
+        node = snode[k]
+        j = k
+        while j > 0 and skey[j - 1] > key:
+            skey[j] = skey[j - 1]
+            snode[j] = snode[j - 1]
+            j -= 1
+        skey[j] = key
+        snode[j] = node
+        budget -= k - j
+        if budget < 0:
+            _merge_sort(skey, snode, tkey, tnode, n)
+            break
+    return n, cfree
 
 
 @njit(cache=True, inline="always", _nrt=False)
@@ -217,19 +390,3 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
     state[S_RUN_LEN] = sn
     state[S_LOAD] = load
     return status
-
-
-@njit(cache=True, _nrt=False)
-def boundary_mask(regions, offsets, out):  # noqa: ANN001, ANN201
-    """Mark voxels with a neighbour in another region (both ids > 0) as 1 in ``out`` (uint8)."""
-    n_off = offsets.shape[0]
-    for p in range(regions.shape[0]):
-        r = regions[p]
-        if r <= 0:
-            continue
-        for k in range(n_off):
-            rq = regions[p + offsets[k]]
-            if rq > 0 and rq != r:
-                out[p] = 1
-                break
-    return out

@@ -47,6 +47,7 @@ import numpy as np
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, PointsError, check_choice
 from pointseg_cli.objectness import _kernels
+from pointseg_cli.objectness._boundary import boundary_mask
 from pointseg_cli.objectness.buckets import bucket_count as _n_buckets
 from pointseg_cli.objectness.buckets import grow_regions
 from pointseg_cli.objectness.buckets import inverse_bucket_width as _inverse_bucket_width
@@ -324,7 +325,7 @@ def compute_objectness(
     del pimg
 
     bg = np.zeros(n_pad, np.uint8)
-    _kernels.boundary_mask(regions, flat_offsets, bg)
+    boundary_mask(regions, flat_offsets, bg)
     background = bg.reshape(padded_shape)[interior].astype(bool)
     del bg
     regions_out = np.ascontiguousarray(regions.reshape(padded_shape)[interior])
