@@ -47,7 +47,7 @@ import numpy as np
 
 from pointseg_cli.errors import ConfigError, ImageFormatError, PointsError, check_choice
 from pointseg_cli.objectness import _kernels
-from pointseg_cli.objectness._boundary import boundary_mask
+from pointseg_cli.objectness._outputs import interior_outputs
 from pointseg_cli.objectness.buckets import bucket_count as _n_buckets
 from pointseg_cli.objectness.buckets import grow_regions
 from pointseg_cli.objectness.buckets import inverse_bucket_width as _inverse_bucket_width
@@ -324,14 +324,13 @@ def compute_objectness(
                  geodesic=mode == "geodesic", inv_delta=inv_delta, n_buckets=n_buckets)
     del pimg
 
-    bg = np.zeros(n_pad, np.uint8)
-    boundary_mask(regions, flat_offsets, bg)
-    background = bg.reshape(padded_shape)[interior].astype(bool)
-    del bg
-    regions_out = np.ascontiguousarray(regions.reshape(padded_shape)[interior])
-    del regions
-    distance = dist.reshape(padded_shape)[interior].astype(np.float32)
-    del dist
+    regions_out = np.empty(spatial, np.int32)
+    distance = np.empty(spatial, np.float32)
+    background = np.empty(spatial, bool)
+    shape3 = np.array(((1,) * (3 - ndim)) + tuple(spatial), np.int64)
+    interior_outputs(regions, dist, flat_offsets, shape3, int(ndim == 3), regions_out.reshape(-1),
+                     distance.reshape(-1), background.reshape(-1))
+    del regions, dist
     objectness = np.exp(np.float32(-w) * distance)
     return ObjectnessResult(
         regions=regions_out,

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pointseg_cli.objectness import _boundary, _kernels
+from pointseg_cli.objectness import _kernels, _outputs
 
 
 def _bucket(keys: np.ndarray) -> tuple:
@@ -68,5 +68,5 @@ def test_run_is_sorted_by_key_then_push_order(keys: np.ndarray) -> None:
 def test_kernels_are_compiled_without_reference_counting() -> None:
     # with numba's reference counting every helper call that takes arrays costs atomic
     # increments and decrements, several times the queue work itself (see _kernels' docstring)
-    for fn in (_kernels.grow_buckets, _boundary.boundary_mask, _kernels._load_run, _kernels._append, _kernels._push):
+    for fn in (_kernels.grow_buckets, _outputs.interior_outputs, _kernels._load_run, _kernels._append, _kernels._push):
         assert fn.targetoptions.get("_nrt") is False, fn.py_func.__name__
