@@ -1,57 +1,62 @@
 """Numba kernels for seeded region growing on flat, padded arrays.
 
-Nothing here validates its inputs; :mod:`pointseg_cli.objectness.grow` does that, pads and
-ravels. Shared preconditions of the growing kernel:
+Nothing here validates its inputs (:mod:`pointseg_cli.objectness.grow` does, pads and ravels):
 
 - ``image`` is float32 ``(P, C)``: the padded image raveled over its spatial axes, channels last.
-- ``regions`` is int32 ``(P,)``: ``-1`` on the one-voxel sentinel border, ``0`` everywhere else
-  except at the seeds, which hold their region ids. Because every border voxel is ``-1``,
-  neighbour look-ups ``p + offsets[k]`` from an interior voxel never leave the array and need no
-  bounds tests.
-- ``dist`` is float64 ``(P,)``, ``inf`` except ``0`` at the seeds.
-- ``offsets`` (int64) are the flat neighbour displacements in visiting order; ``weights``
-  (float64) multiply the intensity cost of a step along the matching offset.
+- ``regions`` is int32 ``(P,)``: ``-1`` on the one-voxel sentinel border, the region id at the
+  seeds, ``0`` elsewhere; so look-ups ``p + offsets[k]`` from the interior need no bounds tests.
+- ``dist`` is float64 ``(P,)``, ``inf`` except ``0`` at the seeds; ``offsets`` (int64) are the flat
+  neighbour displacements in visiting order, ``weights`` (float64) scale the step cost along each.
 - ``cost_mode`` is :data:`COST_PARENT` (a step ``p -> q`` costs ``sum_c (I[q,c] - I[p,c])**2``) or
   :data:`COST_SEED` (it costs ``sum_c (I[q,c] - refs[r-1,c])**2`` where ``r`` is the region id of
   ``p``); ``refs`` is float64 ``(R, C)`` with a row per region id ``1..R`` (ignored, any shape
   ``(>=0, C)``, for :data:`COST_PARENT`). Both are times the offset's weight.
 
 The priority queue pops entries in ``(distance, push order)`` order, exactly as a binary heap on
-``(key, counter)`` would. Because every step cost is ``>= 0``, popped distances never decrease, so
-the queue is a circular two-level *bucket* queue over the quantised distance
-``floor(d * inv_delta)``, laid out so that entries are written and read back sequentially:
+``(key, counter)`` would: a two-level bucket queue on the quantised distance whose buckets are
+chunk lists, sorted into a *run* in their turn (layout and exactness:
+:mod:`pointseg_cli.objectness.buckets`). It does not allocate: when storage might run out it saves
+its state and returns :data:`NEED_SPACE`; the caller grows the arrays and calls again.
 
-- every bucket within the window of ``len(meta)`` buckets after the current one is an
-  append-only list of fixed-size chunks (keys in ``ckey``, nodes in ``cnode``, chunks linked by
-  ``cnext``, :data:`CHUNK` entries a chunk; free chunks form a list through ``cnext``) in push
-  order, so an append writes next to the bucket's previous entry;
-- when a bucket's turn comes, :func:`_load_run` copies it into the *run* (``skey``,
-  ``snode``), sorted by ``(key, push order)`` with a stable counting sort on a monotone function
-  of the key and a stable insertion sort (a stable merge sort if the keys are bunched), and frees
-  its chunks;
-- pushes that fall into the current bucket go to a small binary heap on ``(key, counter)``
-  (``hkey``, ``hcnt``, ``hnode``); they were pushed after every run entry, so on equal keys the
-  run pops first;
-- pushes beyond the window go to an *overflow* heap on ``(key, overflow counter)``, appended to
-  their bucket as soon as the window reaches them (before any direct push to that bucket can
-  happen, so bucket order stays push order).
-
-Ties therefore pop first-in first-out, as in the reference. The bucket width only changes speed,
-never the result. :func:`grow_buckets` does not allocate: when the chunk pool, the run, the heap
-or the overflow heap might run out it saves its state and returns :data:`NEED_SPACE`, and the
-caller grows the arrays and calls again.
-
-The kernels are compiled without numba's reference counting (``_nrt=False``): with it, every
-call of a helper that takes arrays (heap push and pop, append, step cost) increments and
-decrements atomic reference counts, which cost more than the queue work itself. Nothing here
-allocates, so nothing needs counting. Everything the growing kernel inlines lives in this module:
-numba's on-disk cache notices changes to a function's own file only.
+Speed: the kernels run without numba's reference counting (``_nrt=False``; nothing here
+allocates), which otherwise costs atomic increments and decrements on every call of a helper that
+takes arrays, more than the queue work itself. Popping from the run, the kernel prefetches the
+neighbourhood (``regions``, ``image``, in geodesic mode ``dist``) of the voxel
+:data:`PREFETCH_AHEAD` entries later, so that cache misses overlap instead of coming one voxel
+after the other. Everything the growing kernel calls lives in this module, because numba's
+on-disk cache notices changes to a function's own file only.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # noqa: ANN001, ANN202, ARG001
+    """Hint the CPU to fetch the cache line of ``arr[idx, 0, ...]`` for writing; no effect on results."""
+    sig = types.void(arr, idx)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202, ARG001
+        arrty, idxty = signature.args
+        ary = context.make_array(arrty)(context, builder, args[0])
+        first = context.cast(builder, args[1], idxty, types.intp)
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer(context, builder, arrty, ary, [first] + [zero] * (arrty.ndim - 1))
+        i8p = builder.bitcast(ptr, ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [i8p.type, i32, i32, i32])
+        fn = builder.module.declare_intrinsic("llvm.prefetch", [i8p.type], fnty)
+        # (address, 1 = for writing, 3 = keep in all cache levels, 1 = data cache)
+        builder.call(fn, [i8p, ir.Constant(i32, 1), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
 
 #: ``cost_mode`` values of the growing kernels.
 COST_PARENT = 0
@@ -61,10 +66,12 @@ CHUNK_SHIFT = 6
 CHUNK = 1 << CHUNK_SHIFT
 #: Insertion-sort moves per entry above which a bucket is sorted by a stable merge sort instead.
 _MAX_MOVES_PER_ENTRY = 8
+#: Run entries ahead of the pop whose neighbourhoods are prefetched.
+PREFETCH_AHEAD = 8
 
 
 @njit(cache=True, inline="always", _nrt=False)
-def _less(k1: float, c1: int, k2: float, c2: int) -> bool:
+def _less(k1: float, c1: int, k2: float, c2: int) -> bool:  # heap order on (key, counter)
     return k1 < k2 or (k1 == k2 and c1 < c2)
 
 
@@ -117,10 +124,9 @@ def _pop_root(hkey, hcnt, hnode, size):  # noqa: ANN001, ANN202
 
 @njit(cache=True, inline="always", _nrt=False)
 def _append(meta, ckey, cnode, cnext, slot, key, node, cfree, nfree, cused):  # noqa: ANN001, ANN202
-    """Append ``(key, node)`` to bucket ``slot``; returns the new ``(cfree, nfree, cused)``.
+    """Append to bucket ``slot`` (``meta[slot]`` = first chunk, last chunk, entries); capacity must suffice.
 
-    ``meta[slot]`` is ``(first chunk, last chunk, entries)``. A new chunk comes from the free list
-    when it has one, else from the end of the used part of the chunk pool. Capacity must suffice.
+    A new chunk comes from the free list, else from the unused end of the pool. Returns ``(cfree, nfree, cused)``.
     """
     n = meta[slot, 2]
     off = n & (CHUNK - 1)
@@ -171,15 +177,12 @@ def _merge_sort(skey, snode, tkey, tnode, n):  # noqa: ANN001, ANN202
 def _load_run(meta, ckey, cnode, cnext, slot, skey, snode, tkey, tnode, fcnt, cfree):  # noqa: ANN001, ANN201
     """Move bucket ``slot`` into ``skey``/``snode`` sorted by ``(key, push order)``; frees its chunks.
 
-    Entries are copied in push order into ``tkey``/``tnode``, distributed by a stable counting sort
-    on a monotone function of the key (about one fine bucket per entry, over the keys' range) and
-    finished by a stable insertion sort; should that take too many moves (keys bunched in a few fine
-    buckets), a stable merge sort on the key finishes instead. Returns ``(n, cfree)``.
+    Copied in push order to ``t*``, then a stable counting sort on a monotone function of the key
+    (one fine bucket per entry over the keys' range) and a stable insertion sort, or a stable merge
+    sort if that takes too many moves (keys bunched in a few fine buckets). Returns ``(n, cfree)``.
     """
-    n = meta[slot, 2]
-    c = meta[slot, 0]
-    kmin = np.inf
-    kmax = -np.inf
+    n, c = meta[slot, 2], meta[slot, 0]
+    kmin, kmax = np.inf, -np.inf
     for k in range(n):
         off = k & (CHUNK - 1)
         if off == 0 and k > 0:
@@ -269,19 +272,16 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
     True: exact multi-source Dijkstra with lazy deletion; a voxel takes the region of the
     neighbour that gives it a strictly shorter distance and stale entries are skipped.
 
-    ``inv_delta`` >= 0 is the inverse coarse bucket width (0: one bucket, the heap alone);
-    ``meta`` is int64 ``(B, 3)``, ``B`` a power of two, zero-filled. The chunk pool is ``ckey``
-    (float64), ``cnode`` (index dtype), ``CHUNK`` entries per chunk, and ``cnext`` (int64, one per
-    chunk). The current bucket's sorted run is ``skey``/``snode`` (``state[S_RUN_POS]`` up to
-    ``state[S_RUN_LEN]``), ``tkey``/``tnode`` the same size and ``fcnt`` (int64) one longer are
-    scratch for sorting it. Heap and overflow heap arrays are ``(float64, int64, index dtype)``.
-    ``state`` (see ``S_*``) starts as zeros except ``S_CFREE = -1`` and ``S_RUN_LEN = n_seeds``,
-    with the seeds in the run at key 0 in their order. On :data:`NEED_SPACE` the caller makes the
-    heap hold ``state[S_HSIZE] + len(offsets)`` entries, the overflow heap ``state[S_OSIZE] +
-    len(offsets)``, the chunk pool ``state[S_CUSED] - state[S_NFREE] + state[S_OSIZE] +
-    len(offsets)`` chunks and, when ``state[S_LOAD]`` is non-zero, the run and its scratch
-    ``state[S_LOAD]`` entries (``fcnt`` one more); then calls again. ``state[S_POPPED]`` counts
-    settled voxels.
+    ``inv_delta`` >= 0 is the inverse bucket width (0: one bucket, the heap alone); ``meta`` int64
+    ``(B, 3)`` (``B`` a power of two, zeros) and the chunk pool ``ckey`` (float64), ``cnode``
+    (``CHUNK`` entries a chunk), ``cnext`` (int64, one a chunk) hold the buckets. The run is
+    ``skey``/``snode`` from ``state[S_RUN_POS]`` to ``state[S_RUN_LEN]``; ``tkey``/``tnode`` (same
+    size) and ``fcnt`` (int64, one longer) are scratch for sorting it. Heaps are ``(float64, int64,
+    node)``. ``state`` starts as zeros except ``S_CFREE = -1`` and ``S_RUN_LEN = n_seeds``, the seeds
+    in the run at key 0 in their order. On :data:`NEED_SPACE` the caller makes room for
+    ``state[S_HSIZE] + n_off`` heap entries, ``state[S_OSIZE] + n_off`` overflow entries,
+    ``state[S_CUSED] - state[S_NFREE] + state[S_OSIZE] + n_off`` chunks and ``state[S_LOAD]`` run
+    entries (``n_off = len(offsets)``), then calls again. ``state[S_POPPED]`` counts settled voxels.
     """
     n_buckets = meta.shape[0]
     mask = n_buckets - 1
@@ -312,6 +312,13 @@ def grow_buckets(  # noqa: ANN201, PLR0912, PLR0915
             if si < sn and (hsize == 0 or skey[si] <= hkey[0]):
                 dp = skey[si]
                 p = snode[si]
+                if si + PREFETCH_AHEAD < sn:  # the neighbours of a voxel popped soon (see module docstring)
+                    ahead = snode[si + PREFETCH_AHEAD]
+                    for k in range(n_off):
+                        _prefetch(regions, ahead + offsets[k])
+                        _prefetch(image, ahead + offsets[k])
+                        if geodesic:
+                            _prefetch(dist, ahead + offsets[k])
                 si += 1
             else:
                 dp, p = _pop_root(hkey, hcnt, hnode, hsize)

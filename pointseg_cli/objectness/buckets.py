@@ -2,9 +2,31 @@
 
 :func:`pointseg_cli.objectness.grow.compute_objectness` validates and pads the inputs, then calls
 :func:`grow_regions` here, which runs :func:`pointseg_cli.objectness._kernels.grow_buckets`
-and, each time the kernel stops for lack of space, enlarges the pool, heap or overflow heap and
-resumes it. :func:`bucket_count` and :func:`inverse_bucket_width` choose the queue's window; they
-change only the speed, never the result.
+and, each time the kernel stops for lack of space, enlarges its storage and resumes it.
+:func:`bucket_count` and :func:`inverse_bucket_width` choose the queue's window; they change only
+the speed, never the result.
+
+The priority queue pops entries in ``(distance, push order)`` order, exactly as a binary heap on
+``(key, counter)`` would. Because every step cost is ``>= 0``, popped distances never decrease, so
+the queue is a circular two-level *bucket* queue over the quantised distance
+``floor(d * inv_delta)``, laid out so that entries are written and read back sequentially:
+
+- every bucket within the window of ``len(meta)`` buckets after the current one is an
+  append-only list of fixed-size chunks (keys in ``ckey``, nodes in ``cnode``, chunks linked by
+  ``cnext``, ``_kernels.CHUNK`` entries a chunk; free chunks form a list through ``cnext``) in push
+  order, so an append writes next to the bucket's previous entry;
+- when a bucket's turn comes, ``_kernels._load_run`` copies it into the *run* (``skey``,
+  ``snode``), sorted by ``(key, push order)`` with a stable counting sort on a monotone function
+  of the key and a stable insertion sort (a stable merge sort if the keys are bunched), and frees
+  its chunks;
+- pushes that fall into the current bucket go to a small binary heap on ``(key, counter)``
+  (``hkey``, ``hcnt``, ``hnode``); they were pushed after every run entry, so on equal keys the
+  run pops first;
+- pushes beyond the window go to an *overflow* heap on ``(key, overflow counter)``, appended to
+  their bucket as soon as the window reaches them (before any direct push to that bucket can
+  happen, so bucket order stays push order).
+
+Ties therefore pop first-in first-out, as in the reference; the bucket width only changes speed.
 """
 
 from __future__ import annotations
