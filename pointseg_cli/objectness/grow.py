@@ -325,12 +325,12 @@ def compute_objectness(
     del pimg
 
     regions_out = np.empty(spatial, np.int32)
-    distance = np.empty(spatial, np.float32)
     background = np.empty(spatial, bool)
     shape3 = np.array(((1,) * (3 - ndim)) + tuple(spatial), np.int64)
-    interior_outputs(regions, dist, flat_offsets, shape3, int(ndim == 3), regions_out.reshape(-1),
-                     distance.reshape(-1), background.reshape(-1))
-    del regions, dist
+    interior_outputs(regions, flat_offsets, shape3, int(ndim == 3), regions_out.reshape(-1), background.reshape(-1))
+    del regions
+    distance = dist.reshape(padded_shape)[interior].astype(np.float32)
+    del dist
     objectness = np.exp(np.float32(-w) * distance)
     return ObjectnessResult(
         regions=regions_out,
