@@ -80,9 +80,9 @@ def inverse_bucket_width(
     return min(n_buckets / scale, limit)
 
 
-def _enlarged(a: np.ndarray, n: int, factor: float = 2.0) -> np.ndarray:
-    """``a`` copied into a new array of length ``max(n, factor len(a))`` (same dtype)."""
-    out = np.empty(max(n, int(factor * len(a))), a.dtype)
+def _enlarged(a: np.ndarray, n: int) -> np.ndarray:
+    """``a`` copied into a new array of length ``max(n, 2 len(a))`` (same dtype)."""
+    out = np.empty(max(n, 2 * len(a)), a.dtype)
     out[: len(a)] = a
     return out
 
@@ -123,9 +123,9 @@ def grow_regions(
                          okey, ocnt, onode, state) == k.NEED_SPACE:
         hsize, osize, load = (int(state[i]) for i in (k.S_HSIZE, k.S_OSIZE, k.S_LOAD))
         chunks = int(state[k.S_CUSED] - state[k.S_NFREE]) + osize + n_off
-        if chunks > len(cnext):  # the pool can hold most voxels: grow it by half, old and new coexist
-            cnext = _enlarged(cnext, chunks + n_off, 1.5)
-            ckey, cnode = (_enlarged(a, len(cnext) * k.CHUNK, 1.0) for a in (ckey, cnode))
+        if chunks > len(cnext):
+            cnext = _enlarged(cnext, chunks + n_off)
+            ckey, cnode = (_enlarged(a, len(cnext) * k.CHUNK) for a in (ckey, cnode))
         if hsize + n_off > len(hkey):
             hkey, hcnt, hnode = (_enlarged(a, hsize + 2 * n_off) for a in (hkey, hcnt, hnode))
         if osize + n_off > len(okey):
