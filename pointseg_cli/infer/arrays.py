@@ -50,7 +50,14 @@ def segment_array(
     ``image`` is one block of a bigger one); by default both are computed from ``image``.
     ``stain_source`` is used only when the model has a stain reference and ``options.stain`` is on.
     """
-    from pointseg_cli.infer.segment import _check_compatible, _grid_for, _norm_of, _stain_of, input_statistics
+    from pointseg_cli.infer.segment import (
+        _batch_for,
+        _check_compatible,
+        _grid_for,
+        _norm_of,
+        _stain_of,
+        input_statistics,
+    )
 
     options = options or SegmentOptions()
     meta = predictor.metadata
@@ -83,7 +90,8 @@ def segment_array(
 
     run_stream(
         read_slab, normalize, predictor, grid, sink, outputs=("labels", "logits") if return_logits else ("labels",),
-        blend=options.blend, edge_trim=options.edge_trim, batch_size=options.batch_size, progress=progress,
+        blend=options.blend, edge_trim=options.edge_trim, batch_size=_batch_for(grid, predictor, options),
+        progress=progress,
     )
     return ArrayResult(labels=labels, logits=logits)
 

@@ -10,8 +10,8 @@ the same order. This module guarantees that by construction:
   the first and last tiles are the global ones;
 * a block runs every global tile that intersects it (its *extent*, the union of those tiles, is
   the halo it reads), and only those: they are exactly the tiles that contribute to its voxels;
-* each tile sees the same input pixels (same region of the image; end padding happens only on
-  axes with a single tile, which a block then reads whole, so it is the same padding), normalised
+* each tile sees the same input pixels (same region of the image; end padding reflects the
+  image's last voxels, which a block touching the end reads too, so it is the same padding), normalised
   by the same whole-image statistics, element by element;
 * weighted logits are accumulated in float32 starting from zero, tile by tile in lexicographic
   grid order, which is the order of the streaming engine (slab by slab, in-plane tiles in
@@ -227,7 +227,7 @@ def segment_region(
     ``options`` a :class:`~pointseg_cli.infer.segment.SegmentOptions` (blend, edge trim, batch size,
     stain switch) and ``grid`` the whole image's grid (:func:`whole_grid`).
     """
-    from pointseg_cli.infer.segment import SegmentOptions, _norm_of, _stain_of
+    from pointseg_cli.infer.segment import SegmentOptions, _batch_for, _norm_of, _stain_of
     from pointseg_cli.preprocess.normalize import apply_normalization
     from pointseg_cli.preprocess.stain import apply_stains
 
@@ -248,8 +248,8 @@ def segment_region(
         return apply_normalization(raw, stats, channel_axis=-1, clip=norm.clip)
 
     return predict_region(read, normalize, predictor, grid, region, blend=options.blend,
-                          edge_trim=options.edge_trim, batch_size=options.batch_size, probabilities=probabilities,
-                          centers=centers)
+                          edge_trim=options.edge_trim, batch_size=_batch_for(grid, predictor, options),
+                          probabilities=probabilities, centers=centers)
 
 
 def whole_grid(spatial: Sequence[int], predictor: Predictor, options: Any = None) -> TileGrid:

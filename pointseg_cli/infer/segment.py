@@ -39,7 +39,7 @@ from pointseg_cli.infer.options import PROBABILITY_FORMATS, SegmentOptions, outp
 from pointseg_cli.infer.outputs import LabelWriter, ProbabilityWriter, complete_provenance, write_segment_preview
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.stream import Rows, run_stream
-from pointseg_cli.infer.tiling import TileGrid, make_grid
+from pointseg_cli.infer.tiling import TileGrid, grown_grid, make_grid
 from pointseg_cli.preprocess.normalize import Normalization, NormStats, apply_normalization, compute_stats
 from pointseg_cli.preprocess.stain import StainModel, apply_stains, check_reference, fit_stains
 from pointseg_cli.progress import ProgressCallback
@@ -61,6 +61,13 @@ __all__ = [
 ]
 
 PREVIEW_SIZE = 1024
+
+#: Without ``--tile`` the model's tile is grown up to this many times its voxels.
+TILE_GROWTH = 4
+
+#: Largest slab a grown tile may make the streaming engine hold (tile depth times the padded size
+#: of the other axes): 2**25 voxels, 128 MB of float32 blend accumulator per model output channel.
+MAX_SLAB_VOXELS = 2**25
 
 
 @dataclass(frozen=True)
@@ -101,11 +108,31 @@ def _check_compatible(spatial: tuple[int, ...], channels: int, axes: str, name: 
 
 
 def _grid_for(spatial: tuple[int, ...], predictor: Predictor, options: SegmentOptions) -> TileGrid:
+    """The aligned tile grid of an image: ``options.tile``, or the model's tile grown (:func:`_batch_for`)."""
     meta = predictor.metadata
     tile = tuple(options.tile) if options.tile is not None else tuple(meta.tile)
     if len(tile) != meta.ndim:
         raise ConfigError(f"tile must have {meta.ndim} sizes for this {meta.ndim}D model; got {tile}")
-    return make_grid(spatial, tile, overlap=options.overlap, divisor=meta.divisor)
+    base = make_grid(spatial, tile, overlap=options.overlap, divisor=meta.divisor, align=True)
+    if options.tile is not None:
+        return base
+    return grown_grid(spatial, tile, overlap=options.overlap, divisor=meta.divisor,
+                      max_voxels=TILE_GROWTH * int(np.prod(base.tile)), max_slab_voxels=MAX_SLAB_VOXELS)
+
+
+def _batch_for(grid: TileGrid, predictor: Predictor, options: SegmentOptions) -> int:
+    """Tiles per model call on ``grid``.
+
+    Without ``options.tile`` the model's tile is grown up to :data:`TILE_GROWTH` times its voxels
+    (fewer, larger tiles recompute fewer overlapping voxels; the grid does not depend on the batch
+    size, so neither do the labels) and the batch shrinks by the growth, so that a model call holds
+    no more voxels than ``batch_size`` model tiles, or one grown tile.
+    """
+    if options.tile is not None:
+        return options.batch_size
+    meta = predictor.metadata
+    base = make_grid(grid.shape, tuple(meta.tile), overlap=options.overlap, divisor=meta.divisor, align=True)
+    return max(1, options.batch_size * int(np.prod(base.tile)) // int(np.prod(grid.tile)))
 
 
 def _norm_of(predictor: Predictor) -> Normalization:
@@ -256,7 +283,8 @@ def segment_file(
         outputs = ("labels",) + (("probabilities",) if prob_w is not None else ()) + (("centers",) if spool else ())
         tiles = run_stream(
             read_slab, normalize, predictor, grid, sink, outputs=outputs, blend=options.blend,
-            edge_trim=options.edge_trim, batch_size=options.batch_size, progress=progress, task=info.stem,
+            edge_trim=options.edge_trim, batch_size=_batch_for(grid, predictor, options), progress=progress,
+            task=info.stem,
         )
         labels_w.flush()
         if prob_w is not None:

@@ -5,6 +5,13 @@ size that overlap by at least ``overlap`` of the tile along every axis. Axes sho
 padded up to the model's size divisor, so a tile never extends past the padded shape. Tile starts
 are spread evenly, so the real overlap is never less than requested.
 
+An *aligned* grid (``make_grid(..., align=True)``, what ``segment`` uses) also puts every tile start
+on a multiple of the divisor and pads every axis at its end to a multiple of it. A network with
+``log2(divisor)`` poolings then sees each tile on the same pooling grid as one pass over the whole
+image, so a tile's output equals the whole-image output wherever the tile edge is out of the
+network's reach; unaligned tiles shift that grid and change the output everywhere in the tile.
+:func:`grow_tile` enlarges a tile so that an image is covered with fewer recomputed voxels.
+
 Blend windows are separable (a product of 1D windows) and strictly positive, so the weight sum over
 the grid is separable too and never zero; :meth:`TileGrid.weight_sum` uses this.
 """
@@ -30,13 +37,20 @@ def round_up(value: int, divisor: int) -> int:
     return int(math.ceil(value / divisor) * divisor)
 
 
-def _axis_starts(size: int, tile: int, overlap: float) -> tuple[int, ...]:
+def overlap_voxels(tile: int, overlap: float) -> int:
+    """The smallest overlap in voxels that ``overlap`` (a fraction) asks of tiles of size ``tile``."""
+    return tile - int(tile * (1.0 - overlap))
+
+
+def _axis_starts(size: int, tile: int, overlap: int, unit: int = 1) -> tuple[int, ...]:
+    """Evenly spread starts on multiples of ``unit`` (``size - tile`` must be one), overlapping by
+    at least ``overlap`` voxels; the last tile ends exactly at ``size``."""
     if size <= tile:
         return (0,)
-    step = max(1, int(tile * (1.0 - overlap)))
-    n = int(math.ceil((size - tile) / step)) + 1
-    # Evenly spread: the last tile ends exactly at ``size`` and every overlap is >= the requested one.
-    starts = np.round(np.linspace(0, size - tile, n)).astype(int)
+    step = max(1, (tile - overlap) // unit)
+    span = (size - tile) // unit
+    n = int(math.ceil(span / step)) + 1
+    starts = np.round(np.linspace(0, span, n)).astype(int) * unit
     return tuple(int(s) for s in starts)
 
 
@@ -161,6 +175,8 @@ def make_grid(
     *,
     overlap: float = 0.125,
     divisor: int = 1,
+    align: bool = False,
+    min_overlap: Sequence[int] | None = None,
 ) -> TileGrid:
     """Build a tile grid over ``shape``.
 
@@ -175,6 +191,12 @@ def make_grid(
         Minimum overlap between neighbouring tiles as a fraction of the tile, in ``[0, 1)``.
     divisor : int
         Every tile size must be a multiple of it (32 for the FPN, 8 for the U-Net).
+    align : bool
+        Put tile starts on multiples of ``divisor`` and pad axes with more than one tile at their
+        end to a multiple of it (see the module docstring).
+    min_overlap : sequence of int, optional
+        Minimum overlap per axis in voxels, instead of ``overlap`` times the tile (``overlap`` is
+        then only recorded in the grid).
 
     Returns
     -------
@@ -193,8 +215,15 @@ def make_grid(
     if divisor < 1:
         raise ConfigError(f"size divisor must be >= 1; got {divisor}")
     eff = tuple(min(round_up(t, divisor), round_up(s, divisor)) for s, t in zip(shape, tile, strict=True))
-    padded = tuple(max(s, t) for s, t in zip(shape, eff, strict=True))
-    starts = tuple(_axis_starts(p, t, overlap) for p, t in zip(padded, eff, strict=True))
+    unit = int(divisor) if align else 1
+    padded = tuple(max(round_up(s, unit), t) for s, t in zip(shape, eff, strict=True))
+    if min_overlap is None:
+        voxels = tuple(overlap_voxels(t, overlap) for t in eff)
+    else:
+        voxels = tuple(int(v) for v in min_overlap)
+        if len(voxels) != len(shape) or any(v < 0 for v in voxels):
+            raise ConfigError(f"minimum overlap must be {len(shape)} voxel counts >= 0; got {tuple(min_overlap)}")
+    starts = tuple(_axis_starts(p, t, v, unit) for p, t, v in zip(padded, eff, voxels, strict=True))
     return TileGrid(shape=shape, padded_shape=padded, tile=eff, starts=starts, overlap=float(overlap),
                     divisor=int(divisor))
 
@@ -231,3 +260,84 @@ def pad_to(x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     widths = [(0, e) for e in extra] + [(0, 0)] * (x.ndim - len(extra))
     mode = "reflect" if all(s > 1 for s, e in zip(x.shape, extra, strict=False) if e) else "edge"
     return np.pad(x, widths, mode=mode)
+
+
+def grown_grid(
+    shape: Sequence[int],
+    tile: Sequence[int],
+    *,
+    overlap: float,
+    divisor: int,
+    max_voxels: int,
+    max_slab_voxels: int | None = None,
+) -> TileGrid:
+    """An aligned grid of tiles at least as large as ``tile`` that computes the fewest voxels.
+
+    Overlapping tiles compute some voxels more than once; fewer, larger tiles compute fewer. The
+    overlap in voxels stays the one ``overlap`` asks of ``tile`` (how far a tile edge disturbs the
+    network's output does not grow with the tile). Per axis every multiple of ``divisor`` from the
+    tile (as :func:`make_grid` rounds it) up to the axis is a candidate, and for each number of
+    tiles along the axis the smallest size is kept. Among the combinations with at most
+    ``max_voxels`` voxels in a tile and at most ``max_slab_voxels`` in one slab (the tile's depth
+    along axis 0 times the padded size of the other axes: the rows the streaming engine holds), the
+    one that computes the fewest voxels wins (ties: the smaller tile). The grid of ``tile`` itself
+    is the fallback when nothing larger fits.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Spatial shape of the image.
+    tile : sequence of int
+        The smallest tile (the model's).
+    overlap : float
+        Minimum overlap as a fraction of ``tile``.
+    divisor : int
+        The model's size divisor.
+    max_voxels : int
+        Largest tile, in voxels.
+    max_slab_voxels : int, optional
+        Largest slab, in voxels (no limit when None).
+
+    Returns
+    -------
+    TileGrid
+        Aligned (see :func:`make_grid`), with the overlap in voxels of ``tile``.
+    """
+    base = make_grid(shape, tile, overlap=overlap, divisor=divisor, align=True)
+    keep = tuple(overlap_voxels(t, overlap) for t in base.tile)
+    base_vox = int(np.prod(base.tile))
+    limit = max(int(max_voxels), base_vox)
+    axes = []  # per axis: (size, tiles along the axis, padded length), sizes ascending
+    for s, t, v in zip(base.shape, base.tile, keep, strict=True):
+        top = round_up(s, divisor)
+        most = min(top, t * max(1, limit // base_vox))
+        seen: dict[int, int] = {}
+        for size in range(t, max(t, most) + 1, divisor):
+            seen.setdefault(len(_axis_starts(max(top, size), size, v, divisor)), size)
+        axes.append(sorted((size, n, max(top, size)) for n, size in seen.items()))
+
+    def cost(combo: Sequence[tuple[int, int, int]]) -> tuple[int, int]:
+        return int(np.prod([c[0] * c[1] for c in combo])), int(np.prod([c[0] for c in combo]))
+
+    best = tuple(ax[0] for ax in axes)
+    for combo in _combinations(axes, limit):
+        slab = combo[0][0] * int(np.prod([c[2] for c in combo[1:]]))
+        if max_slab_voxels is not None and combo[0][0] > base.tile[0] and slab > max_slab_voxels:
+            continue
+        if cost(combo) < cost(best):
+            best = combo
+    return make_grid(shape, tuple(c[0] for c in best), overlap=overlap, divisor=divisor, align=True,
+                     min_overlap=keep)
+
+
+def _combinations(axes: list[list[tuple[int, int, int]]], limit: int) -> Iterator[tuple[tuple[int, int, int], ...]]:
+    """Every combination of per-axis candidates whose tile has at most ``limit`` voxels."""
+    if not axes:
+        yield ()
+        return
+    rest_min = int(np.prod([ax[0][0] for ax in axes[1:]]))
+    for cand in axes[0]:
+        if cand[0] * rest_min > limit:
+            break  # sizes ascend
+        for tail in _combinations(axes[1:], limit // cand[0]):
+            yield (cand, *tail)

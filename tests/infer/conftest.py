@@ -33,6 +33,16 @@ def untiled(net: nn.Module, image: np.ndarray, channels: int = 1) -> np.ndarray:
         return net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)))[0].numpy()
 
 
+def untiled_padded(net: nn.Module, image: np.ndarray, channels: int = 1, divisor: int = 8) -> np.ndarray:
+    """:func:`untiled` of the image padded at its end to a multiple of ``divisor`` (as ``segment``
+    pads it, by reflection), cropped back: one pass of a network with that size divisor."""
+    from pointseg_cli.infer.tiling import pad_to, round_up
+
+    spatial = image.shape[: image.ndim - (channels > 1)]
+    full = untiled(net, pad_to(image, [round_up(s, divisor) for s in spatial]), channels)
+    return full[(slice(None), *(slice(0, s) for s in spatial))]
+
+
 class FailingPredictor:
     """Wraps a predictor and raises on the ``fail_on``-th call (1-based)."""
 

@@ -117,12 +117,12 @@ def test_centres_need_a_centre_output(rng):
 
 def test_covering_tiles_and_extent():
     pred = TorchPredictor(tiny_net(2), make_meta(2, tile=(64, 64)))
-    grid = whole_grid((150, 170), pred)
-    assert grid.starts[0] == (0, 43, 86)
+    grid = whole_grid((150, 170), pred, SegmentOptions(tile=(64, 64)))
+    assert grid.starts[0] == (0, 48, 88)  # on multiples of the divisor; 150 padded to 152
     region = (slice(60, 90), slice(0, 10))
-    assert covering_tiles(grid, region)[0] == (0, 1, 2)  # 60..63 in tile 0, 86..89 in tile 2
-    assert region_extent(grid, region)[0] == slice(0, 150)
-    assert covering_tiles(grid, (slice(0, 43), slice(0, 10)))[0] == (0,)
+    assert covering_tiles(grid, region)[0] == (0, 1, 2)  # 60..63 in tile 0, 88..89 in tile 2
+    assert region_extent(grid, region)[0] == slice(0, 152)
+    assert covering_tiles(grid, (slice(0, 48), slice(0, 10)))[0] == (0,)
 
 
 @pytest.mark.parametrize("region", [(slice(0, 10),), (slice(5, 5), slice(0, 10)), (slice(0, 10, 2), slice(0, 10))])

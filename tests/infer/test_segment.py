@@ -6,13 +6,16 @@ import tracemalloc
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 from pointseg_cli.errors import ConfigError, ImageFormatError
 from pointseg_cli.infer.predictors import TorchPredictor
 from pointseg_cli.infer.segment import SegmentOptions, segment_array, segment_block, segment_file
+from pointseg_cli.infer.stream import run_stream
+from pointseg_cli.infer.tiling import make_grid
 from pointseg_cli.io.images import read_image, read_info
 from pointseg_cli.preprocess.normalize import NormStats
-from tests.infer.conftest import FailingPredictor, make_meta, tiny_net, untiled
+from tests.infer.conftest import FailingPredictor, make_meta, tiny_net, untiled, untiled_padded
 
 SEAM_CASES = [
     # ndim, shape, tile, overlap, blend
@@ -30,11 +33,44 @@ def test_tiled_equals_untiled_when_receptive_field_is_smaller_than_overlap(rng, 
     net = tiny_net(ndim)
     pred = TorchPredictor(net, make_meta(ndim, tile=tile))
     image = rng.random(shape).astype(np.float32)
-    res = segment_array(image, pred, options=SegmentOptions(overlap=overlap, blend=blend), return_logits=True)
-    full = untiled(net, image)
-    # No axis is shorter than its tile here, so no padding: the whole image must match, borders included.
+    res = segment_array(image, pred, options=SegmentOptions(tile=tile, overlap=overlap, blend=blend),
+                        return_logits=True)
+    # The image is padded at its end to a multiple of the divisor, like one pass of a real network's
+    # would be: the whole image must match that pass, borders included.
+    full = untiled_padded(net, image)
     np.testing.assert_allclose(res.logits, full, atol=1e-4, rtol=0)
     np.testing.assert_array_equal(res.labels, np.argmax(full, axis=0))
+
+
+def _pooling_net() -> torch.nn.Module:
+    """A network with three 2x poolings (size divisor 8): its output depends on the 8-pixel grid."""
+    torch.manual_seed(5)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Tanh(), torch.nn.MaxPool2d(8),
+        torch.nn.Conv2d(4, 3, 1), torch.nn.Upsample(scale_factor=8),
+    ).eval()
+
+
+def test_tiles_on_the_divisor_grid_equal_one_pass_of_a_pooling_network(rng):
+    """Tile starts on multiples of the divisor keep the pooling grid of the whole image."""
+    net = _pooling_net()
+    pred = TorchPredictor(net, make_meta(2, tile=(64, 64)))
+    image = rng.random((150, 170)).astype(np.float32)
+    opts = SegmentOptions(tile=(64, 64), overlap=0.5, edge_trim=12)  # trim beyond the reach (8 + 1) of an edge
+    res = segment_array(image, pred, options=opts, return_logits=True)
+    full = untiled_padded(net, image)
+    np.testing.assert_allclose(res.logits, full, atol=1e-4, rtol=0)
+    # the same tiles spread evenly but off the divisor grid: wrong far from any tile edge
+    grid = make_grid(image.shape, (64, 64), overlap=0.5, divisor=8)
+    assert any(s % 8 for st in grid.starts for s in st)
+    out = np.zeros((3, *image.shape), np.float32)
+
+    def sink(rows):
+        out[:, rows.start : rows.stop] = rows.logits
+
+    run_stream(lambda lo, hi: image[lo:hi, :, None], lambda raw: raw.astype(np.float32), pred, grid, sink,
+               edge_trim=12, outputs=("labels", "logits"))
+    assert np.abs(out - full).max() > 1e-2
 
 
 def test_without_edge_trim_plain_gaussian_still_close(rng):
@@ -42,8 +78,9 @@ def test_without_edge_trim_plain_gaussian_still_close(rng):
     net = tiny_net(2)
     pred = TorchPredictor(net, make_meta(2))
     image = rng.random((150, 170)).astype(np.float32)
-    res = segment_array(image, pred, options=SegmentOptions(edge_trim=0), return_logits=True)
-    err = np.abs(res.logits - untiled(net, image)).max()
+    res = segment_array(image, pred, options=SegmentOptions(tile=(64, 64), overlap=0.25, edge_trim=0),
+                        return_logits=True)
+    err = np.abs(res.logits - untiled_padded(net, image)).max()
     assert 1e-6 < err < 1e-2
 
 
@@ -55,7 +92,9 @@ def test_small_image_is_padded_and_cropped_back(rng):
     assert res.labels.shape == (5, 20, 70) and res.logits.shape == (3, 5, 20, 70)
     full = untiled(net, image)
     # away from the padded ends (reflection there differs from the untiled zero padding)
-    np.testing.assert_allclose(res.logits[:, :2, :17], full[:, :2, :17], atol=1e-4)
+    np.testing.assert_allclose(res.logits[:, :2, :17, :67], full[:, :2, :17, :67], atol=1e-4)
+    # everywhere, against one pass over the image padded the same way
+    np.testing.assert_allclose(res.logits, untiled_padded(net, image), atol=1e-4)
 
 
 def test_rgb_image_channels_last(rng):
@@ -63,14 +102,15 @@ def test_rgb_image_channels_last(rng):
     pred = TorchPredictor(net, make_meta(2, channels=3))
     image = rng.random((90, 80, 3)).astype(np.float32)
     res = segment_array(image, pred, return_logits=True)
-    np.testing.assert_allclose(res.logits, untiled(net, image, channels=3), atol=1e-4)
+    np.testing.assert_allclose(res.logits, untiled_padded(net, image, channels=3), atol=1e-4)
 
 
 def test_batch_size_does_not_change_the_result(rng, pred2d):
     image = rng.random((150, 170)).astype(np.float32)
-    a = segment_array(image, pred2d, options=SegmentOptions(batch_size=1), return_logits=True).logits
-    b = segment_array(image, pred2d, options=SegmentOptions(batch_size=7), return_logits=True).logits
-    np.testing.assert_allclose(a, b, atol=1e-6)
+    for tile in (None, (64, 64)):  # the model's tile grown, and a given tile
+        a = segment_array(image, pred2d, options=SegmentOptions(tile=tile, batch_size=1), return_logits=True).logits
+        b = segment_array(image, pred2d, options=SegmentOptions(tile=tile, batch_size=7), return_logits=True).logits
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_segment_block_returns_the_core_of_the_whole_result(rng, pred3d):
@@ -88,11 +128,12 @@ def test_segment_file_writes_labels_probabilities_preview(tmp_path, rng, pred3d)
     image = rng.random((21, 40, 50)).astype(np.float32)
     tifffile.imwrite(src, image)
     out = tmp_path / "out"
-    res = segment_file(src, out, pred3d, options=SegmentOptions(probabilities="tif", preview=True))
+    opts = SegmentOptions(tile=(16, 32, 32), probabilities="tif", preview=True)
+    res = segment_file(src, out, pred3d, options=opts)
     assert sorted(p.name for p in out.iterdir()) == ["vol.labels.tif", "vol.preview.png", "vol.probabilities.tif"]
     info = read_info(res.labels)
     assert info.axes == "ZYX" and info.shape == (21, 40, 50) and info.dtype == np.uint8
-    expected = segment_array(image, pred3d, return_logits=True)
+    expected = segment_array(image, pred3d, options=opts, return_logits=True)
     np.testing.assert_array_equal(read_image(res.labels), expected.labels)
     probs = tifffile.imread(res.probabilities)
     assert probs.shape == (3, 21, 40, 50) and probs.dtype == np.float16

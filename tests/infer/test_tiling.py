@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pointseg_cli.errors import ConfigError
-from pointseg_cli.infer.tiling import blend_window_1d, make_grid, pad_to, round_up
+from pointseg_cli.infer.tiling import blend_window_1d, grown_grid, make_grid, overlap_voxels, pad_to, round_up
 
 # shape, tile, overlap, divisor -> expected tile, padded shape, starts per axis
 GRID_CASES = [
@@ -138,3 +138,62 @@ def test_pad_to_reflects_and_repeats_singletons(shape, target, expected):
 
 def test_round_up():
     assert [round_up(v, 8) for v in (1, 8, 9, 16)] == [8, 8, 16, 16]
+
+
+# --- aligned grids (what segment uses) and grown tiles --------------------------------------------------
+
+# shape, tile, overlap, divisor -> padded shape, starts per axis
+ALIGNED_CASES = [
+    # 150 padded to 152; starts on multiples of 8, overlap >= 16 (0.25 of 64)
+    ((150, 64), (64, 64), 0.25, 8, (152, 64), ((0, 48, 88), (0,))),
+    # a multiple of the divisor already: no padding
+    ((200, 64), (64, 64), 0.25, 8, (200, 64), ((0, 48, 88, 136), (0,))),
+    # one tile along an axis: padded to the tile as before
+    ((30, 50), (64, 64), 0.25, 8, (32, 56), ((0,), (0,))),
+    # divisor 1: the plain grid
+    ((200, 64), (64, 64), 0.25, 1, (200, 64), ((0, 45, 91, 136), (0,))),
+    ((40, 70, 64), (16, 64, 64), 0.125, 8, (40, 72, 64), ((0, 8, 16, 24), (0, 8), (0,))),
+]
+
+
+@pytest.mark.parametrize("shape, tile, overlap, divisor, exp_padded, exp_starts", ALIGNED_CASES)
+def test_aligned_grid_starts_on_the_divisor(shape, tile, overlap, divisor, exp_padded, exp_starts):
+    g = make_grid(shape, tile, overlap=overlap, divisor=divisor, align=True)
+    assert g.padded_shape == exp_padded and g.starts == exp_starts
+    assert all(s % divisor == 0 for st in g.starts for s in st)
+    for axis in range(g.ndim):
+        if len(g.starts[axis]) > 1:
+            assert g.min_overlap(axis) >= overlap_voxels(g.tile[axis], overlap)
+
+
+def test_min_overlap_in_voxels_replaces_the_fraction():
+    g = make_grid((300, 64), (96, 64), overlap=0.5, divisor=8, align=True, min_overlap=(8, 0))
+    assert g.starts[0] == (0, 72, 136, 208) and g.min_overlap(0) == 24 and g.overlap == 0.5
+    assert len(make_grid((300, 64), (96, 64), overlap=0.5, divisor=8, align=True).starts[0]) == 6
+    with pytest.raises(ConfigError, match="minimum overlap"):
+        make_grid((300, 64), (96, 64), min_overlap=(8,))
+
+
+GROW_CASES = [
+    # shape, tile, max voxels, max slab voxels -> tile
+    ((32, 256, 256), (32, 128, 128), 4 * 32 * 128 * 128, None, (32, 256, 256)),  # the whole volume in one tile
+    ((64, 512, 512), (32, 64, 64), 4 * 32 * 64 * 64, None, (64, 80, 80)),
+    ((64, 512, 512), (32, 64, 64), 4 * 32 * 64 * 64, 32 * 512 * 512, (32, 80, 176)),  # Z may not grow
+    ((64, 512, 512), (32, 64, 64), 1, None, (32, 64, 64)),  # nothing larger fits: the tile itself
+    ((100, 130), (128, 128), 10**6, None, (104, 136)),  # shorter than the tile: as make_grid shrinks it
+]
+
+
+@pytest.mark.parametrize("shape, tile, max_voxels, max_slab, expected", GROW_CASES)
+def test_grown_grid_computes_fewer_voxels_within_its_limits(shape, tile, max_voxels, max_slab, expected):
+    g = grown_grid(shape, tile, overlap=0.125, divisor=8, max_voxels=max_voxels, max_slab_voxels=max_slab)
+    base = make_grid(shape, tile, overlap=0.125, divisor=8, align=True)
+    assert g.tile == expected
+    assert g.n_tiles * np.prod(g.tile) <= base.n_tiles * np.prod(base.tile)
+    assert np.prod(g.tile) <= max(max_voxels, np.prod(base.tile))
+    if max_slab is not None and g.tile[0] > base.tile[0]:
+        assert g.tile[0] * np.prod(g.padded_shape[1:]) <= max_slab
+    for axis in range(g.ndim):  # the overlap in voxels of the small tile is kept
+        if len(g.starts[axis]) > 1:
+            assert g.min_overlap(axis) >= overlap_voxels(base.tile[axis], 0.125)
+    assert all(s % 8 == 0 for st in g.starts for s in st)
