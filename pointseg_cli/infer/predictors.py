@@ -187,6 +187,11 @@ class OrtPredictor:
     def provider(self) -> str:
         return "CUDAExecutionProvider" if self.on_cuda else "CPUExecutionProvider"
 
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The graph's input type (float16 for an fp16 export): batches in it are passed without a copy."""
+        return np.dtype(self._input_dtype)
+
     def predict(self, batch: np.ndarray) -> np.ndarray:
         return self._run(batch, (self._output_name,))[0]
 

@@ -1,15 +1,19 @@
 """The streaming sliding-window engine: slabs along the first spatial axis, blended logits, rows out.
 
 The first spatial axis (Z for volumes, Y for 2D images) is processed in *slabs*: one slab is one
-tile-row of the grid along that axis. A reader thread reads the next slab (raw pixels) while the
-calling thread normalises tiles, runs the model and accumulates blend-weighted logits in a ring
-buffer one tile deep; as soon as rows can receive no more contributions they are turned into
-class ids (and optionally probabilities), one plane at a time, and handed to a writer thread.
-Peak memory therefore depends on the tile depth and the in-plane size, never on the depth.
+tile-row of the grid along that axis. Five stages run at once, joined by bounded queues
+(:mod:`pointseg_cli.infer.pipeline`): a reader reads the next slab (raw pixels); a preparer cuts
+the slab into batches of tiles, normalises them and casts them to the model's input type; the
+calling thread runs the model on one batch after the other; a blender adds the blend-weighted
+logits to a ring buffer one tile deep and, as soon as rows can receive no more contributions,
+turns them into class ids (and optionally probabilities), one plane at a time; a writer hands
+the finished rows to the sink. onnxruntime and numpy release the GIL, so reading, normalising,
+blending and writing overlap the model's compute. Peak memory depends on the tile depth and the
+in-plane size, never on the depth.
 
 This module knows nothing about files: a ``read_slab`` callable supplies pixels and a ``sink``
 callable consumes finished rows, so the same engine serves whole files, in-memory arrays and
-(later) Dask blocks.
+Dask blocks.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pointseg_cli.errors import ModelError
+from pointseg_cli.infer import pipeline
+from pointseg_cli.infer.pipeline import DONE, STOPPED
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.tiling import TileGrid, pad_to
 from pointseg_cli.progress import ProgressCallback
@@ -33,6 +39,9 @@ log = logging.getLogger(__name__)
 SlabReader = Callable[[int, int], np.ndarray]
 #: ``normalize(raw)`` -> float32 of the same shape (channel last).
 Normalizer = Callable[[np.ndarray], np.ndarray]
+
+#: Batches of tiles prepared ahead of the model, and model outputs waiting for the blender.
+QUEUE_DEPTH = 2
 
 
 @dataclass(frozen=True)
@@ -66,39 +75,6 @@ class Rows:
 
 
 RowSink = Callable[[Rows], None]
-
-_DONE = object()
-
-
-class _Worker(threading.Thread):
-    """A daemon thread whose exception is kept for the caller to re-raise."""
-
-    def __init__(self, target: Callable[[], None], name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self._fn = target
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread and re-raised there
-            self.error = exc
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
-def _put(q: queue.Queue, item: object, stop: threading.Event, worker: _Worker | None = None) -> bool:
-    while not stop.is_set():
-        if worker is not None:
-            worker.check()
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 class _Blender:
@@ -195,9 +171,11 @@ def run_stream(
         ``read_slab(start, stop)`` returns raw pixels ``(n, *shape[1:], C)`` for rows ``start:stop``
         of axis 0 (``stop <= grid.shape[0]``); called from a reader thread.
     normalize : callable
-        Raw channel-last pixels to normalised float32 (applied per batch of tiles).
+        Raw channel-last pixels to normalised float32 (applied per batch of tiles, in a
+        preparer thread).
     predictor : Predictor
-        Maps ``(N, C, *tile)`` to ``(N, K+1, *tile)`` logits.
+        Maps ``(N, C, *tile)`` to ``(N, K+1, *tile)`` logits; called from the calling thread.
+        Batches come in the predictor's ``input_dtype`` when it has one (float32 otherwise).
     grid : TileGrid
         The tile grid over the image's spatial shape.
     sink : callable
@@ -213,7 +191,11 @@ def run_stream(
         ``centers`` needs a model with a centre output (``predict_all``); that output is blended
         as one more channel of the logits' accumulation.
     prefetch : int
-        Slabs read ahead of the compute.
+        Slabs read ahead of the preparer.
+    progress : callable, optional
+        ``progress(task, done, total)`` after each batch of tiles.
+    task : str
+        The task name given to ``progress``.
 
     Returns
     -------
@@ -228,92 +210,102 @@ def run_stream(
     blender = _Blender(grid, n_out + int(want_c), blend, edge_trim)
     inner = grid.inner_tiles()
     starts0 = grid.starts[0]
-    total_tiles = grid.n_tiles
+    in_dtype = np.dtype(getattr(predictor, "input_dtype", np.float32))
 
     stop = threading.Event()
     slabs: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    batches: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+    blends: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
     rows_q: queue.Queue = queue.Queue(maxsize=1)
 
     def reader() -> None:
         for s in starts0:
-            if stop.is_set():
+            data = pad_to(read_slab(s, min(s + t0, grid.shape[0])), (t0, *grid.padded_shape[1:]))
+            if not pipeline.put(slabs, (s, data), stop):
                 return
-            data = read_slab(s, min(s + t0, grid.shape[0]))
-            data = pad_to(data, (t0, *grid.padded_shape[1:]))
-            if not _put(slabs, (s, data), stop):
+        pipeline.put(slabs, DONE, stop)
+
+    def preparer() -> None:
+        while (item := pipeline.get(slabs, stop)) is not STOPPED:
+            if item is DONE:
+                pipeline.put(batches, DONE, stop)
                 return
-        _put(slabs, _DONE, stop)
-
-    def writer() -> None:
-        while True:
-            item = rows_q.get()
-            if item is _DONE or stop.is_set():
-                return
-            sink(item)
-
-    r_thread = _Worker(reader, "pointseg-reader")
-    w_thread = _Worker(writer, "pointseg-writer")
-    done_tiles = 0
-    emitted = 0
-
-    def emit(upto: int) -> None:
-        nonlocal emitted
-        hi = min(upto, grid.shape[0])
-        if hi > emitted:
-            _put(rows_q, blender.finish(emitted, hi, outputs, n_out), stop, w_thread)
-        emitted = max(emitted, upto)
-
-    r_thread.start()
-    w_thread.start()
-    try:
-        while True:
-            try:
-                item = slabs.get(timeout=0.1)
-            except queue.Empty:
-                r_thread.check()
-                w_thread.check()
-                continue
-            if item is _DONE:
-                break
             s, slab = item
-            i0 = starts0.index(s)
-            emit(s)  # rows before this slab receive no more tiles
             for b in range(0, len(inner), batch_size):
                 group = inner[b : b + batch_size]
                 raw = np.stack([slab[(slice(None), *sl)] for _, sl in group])  # (N, t0, *tile[1:], C)
-                batch = np.moveaxis(normalize(raw), -1, 1)
-                if want_c:
-                    both = predictor.predict_all(np.ascontiguousarray(batch))  # type: ignore[attr-defined]
-                    logits, centers = both["logits"], both["centers"]
-                    if centers.shape != (len(group), 1, *grid.tile):
-                        raise ModelError(f"model returned centres of shape {centers.shape}; "
-                                         f"expected {(len(group), 1, *grid.tile)}")
-                    logits = np.concatenate([logits, centers], axis=1)
-                else:
-                    logits = predictor.predict(np.ascontiguousarray(batch))
-                expected = (len(group), n_out + int(want_c), *grid.tile)
-                if logits.shape != expected:
-                    raise ModelError(f"model returned logits of shape {logits.shape}; expected {expected}")
-                if not logits.flags.writeable:
-                    logits = logits.copy()
-                for (idx, sl), lg in zip(group, logits, strict=True):
-                    np.multiply(lg, blender.tile_weight((i0, *idx)), out=lg)
-                    blender.add(s, sl, lg)
-                done_tiles += len(group)
-                if progress is not None:
-                    progress(task, done_tiles, total_tiles)
-            del slab
-        emit(grid.shape[0])
-        _put(rows_q, _DONE, stop, w_thread)
-        w_thread.join()
-        w_thread.check()
-        r_thread.check()
+                x = np.ascontiguousarray(np.moveaxis(normalize(raw), -1, 1), dtype=in_dtype)
+                if not pipeline.put(batches, (s, group, x), stop):
+                    return
+            del item, slab
+
+    emitted = 0
+
+    def emit(upto: int) -> bool:
+        nonlocal emitted
+        hi = min(upto, grid.shape[0])
+        ok = hi <= emitted or pipeline.put(rows_q, blender.finish(emitted, hi, outputs, n_out), stop)
+        emitted = max(emitted, upto)
+        return ok
+
+    def blending() -> None:
+        while (item := pipeline.get(blends, stop)) is not STOPPED:
+            if item is DONE:
+                if emit(grid.shape[0]):
+                    pipeline.put(rows_q, DONE, stop)
+                return
+            s, group, logits = item
+            if not emit(s):  # rows before this slab receive no more tiles
+                return
+            i0 = starts0.index(s)
+            for (idx, sl), lg in zip(group, logits, strict=True):
+                np.multiply(lg, blender.tile_weight((i0, *idx)), out=lg)
+                blender.add(s, sl, lg)
+
+    def writer() -> None:
+        while (item := pipeline.get(rows_q, stop)) is not STOPPED and item is not DONE:
+            sink(item)
+
+    stages = [pipeline.Stage(fn, f"pointseg-{fn.__name__}") for fn in (reader, preparer, blending, writer)]
+
+    def check() -> None:
+        pipeline.check_all(stages)
+
+    done_tiles = 0
+    for stage in stages:
+        stage.start()
+    try:
+        while (item := pipeline.get(batches, stop, check)) is not DONE and item is not STOPPED:
+            s, group, x = item
+            logits = _run_model(predictor, x, grid, n_out, want_c)
+            del x
+            pipeline.put(blends, (s, group, logits), stop, check)
+            done_tiles += len(group)
+            if progress is not None:
+                progress(task, done_tiles, grid.n_tiles)
+        pipeline.put(blends, DONE, stop, check)
+        pipeline.join(stages, check)
     finally:
         stop.set()
-        try:  # unblock a writer waiting on an empty queue so that it sees ``stop``
-            rows_q.put_nowait(_DONE)
-        except queue.Full:
-            pass
-        r_thread.join(timeout=5)
-        w_thread.join(timeout=5)
+        for stage in stages:
+            stage.join(timeout=5)
     return done_tiles
+
+
+def _run_model(predictor: Predictor, x: np.ndarray, grid: TileGrid, n_out: int, want_c: bool) -> np.ndarray:
+    """Writable float32 logits ``(N, n_out [+ 1], *tile)`` of one batch; the centre map as the last channel."""
+    n = x.shape[0]
+    if want_c:
+        both = predictor.predict_all(x)  # type: ignore[attr-defined]
+        logits, centers = both["logits"], both["centers"]
+        if centers.shape != (n, 1, *grid.tile):
+            raise ModelError(f"model returned centres of shape {centers.shape}; expected {(n, 1, *grid.tile)}")
+        logits = np.concatenate([logits, centers], axis=1)
+    else:
+        logits = predictor.predict(x)
+    expected = (n, n_out + int(want_c), *grid.tile)
+    if logits.shape != expected:
+        raise ModelError(f"model returned logits of shape {logits.shape}; expected {expected}")
+    if not logits.flags.writeable or logits.dtype != np.float32:
+        logits = np.array(logits, dtype=np.float32)
+    return logits

@@ -44,9 +44,12 @@ def overlap_voxels(tile: int, overlap: float) -> int:
 
 def _axis_starts(size: int, tile: int, overlap: int, unit: int = 1) -> tuple[int, ...]:
     """Evenly spread starts on multiples of ``unit`` (``size - tile`` must be one), overlapping by
-    at least ``overlap`` voxels; the last tile ends exactly at ``size``."""
+    at least ``overlap`` voxels; the last tile ends exactly at ``size``. When no step on that grid
+    keeps the overlap (``tile - overlap < unit``) the starts are spread on every voxel instead."""
     if size <= tile:
         return (0,)
+    if tile - overlap < unit:
+        unit = 1
     step = max(1, (tile - overlap) // unit)
     span = (size - tile) // unit
     n = int(math.ceil(span / step)) + 1
