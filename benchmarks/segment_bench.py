@@ -1,17 +1,21 @@
 """Side-by-side benchmark: ``pointseg segment`` vs MONAI ``sliding_window_inference``.
 
-Same network (the paper's 3D U-Net, ``pointseg_cli.nets.unet3d.UNet3D``, random weights), same
-volume, tile, overlap (segment's default unless ``--overlap``) and gaussian blending (sigma = tile / 8).
-Measurements:
+Same network (the paper's 3D U-Net, ``pointseg_cli.nets.unet3d.UNet3D``, random weights, its
+training tile ``--tile``), same volume, overlap (segment's default unless ``--overlap``) and
+gaussian blending (sigma = tile / 8). Measurements:
 
 * end to end, from the uint16 TIFF on disk to a uint8 labels TIFF on disk: ours is
-  ``segment_file`` with the exported ONNX model in onnxruntime; the peer reads the TIFF with
-  tifffile, normalises it the same way, runs ``sliding_window_inference`` with the PyTorch model,
-  takes the argmax and writes the labels with tifffile;
-* model only: one batch of tiles through onnxruntime (ours) and PyTorch (peer), and end to end
-  as a fraction of it; both results' label agreement with one whole-volume pass of the network;
-* the default ``nuclei-3d`` model end to end on a 64x512x512 volume with onnxruntime's default
-  session options and overlap 0.25 (before) vs ours and the default overlap (after).
+  ``segment_file`` with the exported ONNX model in onnxruntime and segment's defaults (the
+  model's tile grown to compute fewer overlapping voxels); the peer reads the TIFF with tifffile,
+  normalises it the same way, runs ``sliding_window_inference`` with the PyTorch model, takes
+  the argmax and writes the labels with tifffile, once with the model's tile as ``roi_size`` and
+  once with the tile ours chose;
+* model only: one batch of tiles through onnxruntime (ours) and PyTorch (peer), on the model's
+  tile and on ours', and end to end as a fraction of the faster of the two; every result's label
+  agreement with one whole-volume pass of the network;
+* the default ``nuclei-3d`` model end to end on a 64x512x512 volume: onnxruntime's default session
+  options, overlap 0.25 and the model's tile (before), our session options and default overlap
+  with the model's tile (``--tile``), and today's defaults (after).
 
 ``--border-study`` compares tiled labels at several overlaps with one tile covering the whole
 volume (how far tile-border effects reach); ``--session-options`` compares model-only throughput
@@ -88,7 +92,7 @@ def run_side_by_side(args: argparse.Namespace) -> None:
 
     from pointseg_cli.export.onnx import export_module
     from pointseg_cli.infer.predictors import OrtPredictor
-    from pointseg_cli.infer.segment import SegmentOptions, segment_file
+    from pointseg_cli.infer.segment import SegmentOptions, _batch_for, _grid_for, segment_file
     from pointseg_cli.model.metadata import ModelMetadata
     from pointseg_cli.nets.unet3d import UNet3D
     from pointseg_cli.preprocess.normalize import Normalization, normalize_image
@@ -111,67 +115,84 @@ def run_side_by_side(args: argparse.Namespace) -> None:
     voxels = int(np.prod(shape))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared, noisy); "
           f"device {device}; ours runs on {pred.provider}")
-    print(f"volume {shape} uint16, tile {tile}, overlap {args.overlap}, gaussian, batch {args.batch_size}, "
+    print(f"volume {shape} uint16, model tile {tile}, overlap {args.overlap}, gaussian, batch {args.batch_size}, "
           f"U-Net 4 levels x {args.filters} filters, ours {precision} ONNX vs MONAI torch "
           f"{'fp16 autocast' if device == 'cuda' else 'fp32'}")
 
-    opts = SegmentOptions(tile=tile, overlap=args.overlap, blend="gaussian", batch_size=args.batch_size)
+    opts = SegmentOptions(overlap=args.overlap, blend="gaussian", batch_size=args.batch_size)
+    grid = _grid_for(shape, pred, opts)
+    ours_tile = tuple(grid.tile)
+    print(f"ours: segment's defaults: tile {ours_tile} (the model's {tile} grown), {grid.n_tiles} tiles, "
+          f"{grid.n_tiles * int(np.prod(ours_tile)) / np.prod(shape):.2f}x the voxels computed; "
+          f"batch {_batch_for(grid, pred, opts)}")
 
     def ours() -> None:
         segment_file(vol, tmp / "ours", pred, options=opts)
 
-    def peer() -> None:
+    def peer(roi: tuple[int, ...], name: str) -> None:
         data = tifffile.imread(vol)
         x = torch.from_numpy(normalize_image(data, norm))[None, None].to(torch_dev)
         with torch.inference_mode(), torch.autocast(device_type=device, dtype=torch.float16,
                                                     enabled=device == "cuda"):
-            out = sliding_window_inference(x, roi_size=tile, sw_batch_size=args.batch_size, predictor=net,
+            out = sliding_window_inference(x, roi_size=roi, sw_batch_size=args.batch_size, predictor=net,
                                            overlap=args.overlap, mode="gaussian", sigma_scale=0.125)
         labels = out[0].argmax(0).to(torch.uint8).cpu().numpy()
-        tifffile.imwrite(tmp / "peer.labels.tif", labels)
+        tifffile.imwrite(tmp / f"{name}.labels.tif", labels)
 
-    ours()  # warm-up (and a check that both run)
-    peer()
+    peers = {"MONAI, the model's tile": (tile, "peer"), "MONAI, ours' tile": (ours_tile, "peer_same")}
+    if ours_tile == tuple(tile):
+        del peers["MONAI, ours' tile"]
+    ours()  # warm-up (and a check that every run works)
+    for roi, name in peers.values():
+        peer(roi, name)
     ours_labels = tifffile.imread(tmp / "ours" / "volume.labels.tif")
-    peer_labels = tifffile.imread(tmp / "peer.labels.tif")
-    agree = float(np.mean(ours_labels == peer_labels))
     with torch.inference_mode():  # the agreement check: one pass over the whole volume, no tiles
         x = torch.from_numpy(normalize_image(tifffile.imread(vol), norm))[None, None].to(torch_dev)
         whole = net(x)[0].argmax(0).to(torch.uint8).cpu().numpy()
-    t_ours = _timeit(ours, args.repeats)
-    t_peer = _timeit(peer, args.repeats)
-    print(f"end to end (TIFF -> labels TIFF), best of {args.repeats}:")
-    print(f"  ours  {t_ours:8.2f} s  {voxels / t_ours / 1e6:8.2f} Mvox/s")
-    print(f"  MONAI {t_peer:8.2f} s  {voxels / t_peer / 1e6:8.2f} Mvox/s")
-    print(f"  ratio ours/MONAI throughput: {t_peer / t_ours:.2f}x   (labels agree on {agree * 100:.2f}% of voxels)")
-    print(f"  labels agree with one whole-volume pass: ours {np.mean(ours_labels == whole) * 100:.3f}%, "
-          f"MONAI {np.mean(peer_labels == whole) * 100:.3f}% of voxels")
+    runs = {"ours": ours} | {k: (lambda r=r, n=n: peer(r, n)) for k, (r, n) in peers.items()}
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(args.repeats):  # interleaved, so that load changes hit all alike
+        for k, fn in runs.items():
+            best[k] = min(best[k], _timeit(fn, 1))
+    print(f"end to end (TIFF -> labels TIFF), best of {args.repeats}, load average {os.getloadavg()[0]:.1f}:")
+    for k, sec in best.items():
+        labels = ours_labels if k == "ours" else tifffile.imread(tmp / f"{peers[k][1]}.labels.tif")
+        print(f"  {k:<24} {sec:8.2f} s {voxels / sec / 1e6:8.2f} Mvox/s   labels agree with one whole-volume "
+              f"pass on {np.mean(labels == whole) * 100:.3f}% of voxels")
+    for k in peers:
+        print(f"  ratio ours / {k}: {best[k] / best['ours']:.2f}x")
+    t_ours = best["ours"]
+    t_peer = best["MONAI, the model's tile"]
 
-    batch = np.random.default_rng(1).random((args.batch_size, 1, *tile), dtype=np.float32)
-    xb = torch.from_numpy(batch).to(torch_dev)
+    model = {}
+    for name, t in {"the model's tile": tuple(tile), "ours' tile": ours_tile}.items():
+        batch = np.random.default_rng(1).random((args.batch_size, 1, *t), dtype=np.float32)
+        xb = torch.from_numpy(batch).to(torch_dev)
 
-    def model_ours() -> None:
-        pred.predict(batch)
+        def model_ours(batch: np.ndarray = batch) -> None:
+            pred.predict(batch)
 
-    def model_peer() -> None:
-        with torch.inference_mode(), torch.autocast(device_type=device, dtype=torch.float16,
-                                                    enabled=device == "cuda"):
-            net(xb)
-        if device == "cuda":
-            torch.cuda.synchronize()
+        def model_peer(xb: torch.Tensor = xb) -> None:
+            with torch.inference_mode(), torch.autocast(device_type=device, dtype=torch.float16,
+                                                        enabled=device == "cuda"):
+                net(xb)
+            if device == "cuda":
+                torch.cuda.synchronize()
 
-    model_ours()
-    model_peer()
-    n = max(3, args.repeats)
-    tile_vox = args.batch_size * int(np.prod(tile))
-    m_ours = _timeit(model_ours, n)
-    m_peer = _timeit(model_peer, n)
-    print(f"model only ({args.batch_size} x {tile} per call, best of {n}):")
-    print(f"  ours (onnxruntime {pred.provider})  {tile_vox / m_ours / 1e6:8.2f} Mvox/s")
-    print(f"  peer (torch)                        {tile_vox / m_peer / 1e6:8.2f} Mvox/s")
-    print(f"  ratio ours/peer: {m_peer / m_ours:.2f}x")
-    print(f"end to end as a fraction of model-only throughput: ours {(voxels / t_ours) / (tile_vox / m_ours):.2f}, "
-          f"MONAI {(voxels / t_peer) / (tile_vox / m_peer):.2f}")
+        model_ours()
+        model_peer()
+        n = max(3, args.repeats)
+        tile_vox = args.batch_size * int(np.prod(t))
+        model[name] = (tile_vox / _timeit(model_ours, n), tile_vox / _timeit(model_peer, n))
+        print(f"model only, {args.batch_size} x {t} per call ({name}), best of {n}: ours (onnxruntime "
+              f"{pred.provider}) {model[name][0] / 1e6:.2f} Mvox/s, peer (torch) {model[name][1] / 1e6:.2f} Mvox/s, "
+              f"ratio {model[name][0] / model[name][1]:.2f}x")
+        if t == ours_tile:
+            break
+    m_ours = max(v[0] for v in model.values())
+    m_peer = max(v[1] for v in model.values())
+    print(f"end to end as a fraction of model-only throughput (the faster tile): "
+          f"ours {(voxels / t_ours) / m_ours:.2f}, MONAI with the model's tile {(voxels / t_peer) / m_peer:.2f}")
     shutil.rmtree(tmp, ignore_errors=True)
     if device == "cpu" and args.default_shape:
         run_default_model(args)
@@ -194,8 +215,10 @@ def run_default_model(args: argparse.Namespace) -> None:
     plain.log_severity_level = 3
     before.session = ort.InferenceSession(str(path), sess_options=plain, providers=["CPUExecutionProvider"])
     after = OrtPredictor(path, device="cpu")
-    runs = {"before: onnxruntime default options, overlap 0.25": (before, SegmentOptions(overlap=0.25)),
-            f"after: pointseg session options, overlap {SegmentOptions().overlap}": (after, SegmentOptions())}
+    tile = tuple(after.metadata.tile)
+    runs = {"before: onnxruntime default options, overlap 0.25": (before, SegmentOptions(tile=tile, overlap=0.25)),
+            f"ours, the model's tile {tile}, overlap {SegmentOptions().overlap}": (after, SegmentOptions(tile=tile)),
+            "after: segment's defaults (tile grown)": (after, SegmentOptions())}
     best = dict.fromkeys(runs, float("inf"))
     for _ in range(args.repeats):  # interleaved, so that load changes hit both alike
         for k, (pred, opts) in runs.items():
@@ -206,8 +229,8 @@ def run_default_model(args: argparse.Namespace) -> None:
           f"load average {os.getloadavg()[0]:.1f}:")
     for k, sec in best.items():
         print(f"  {k:<52} {sec:7.2f} s {voxels / sec / 1e6:7.2f} Mvox/s")
-    a, b = best.values()
-    print(f"  ratio after/before throughput: {a / b:.2f}x")
+    b, m, a = best.values()
+    print(f"  ratio after/before throughput: {b / a:.2f}x (the model's tile: {b / m:.2f}x)")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -259,41 +282,43 @@ def _seam_distance(grid, shape: tuple[int, ...]) -> np.ndarray:
 def run_border_study(args: argparse.Namespace) -> None:
     """How far tile-border effects reach: tiled labels vs one tile covering the whole volume."""
     from pointseg_cli.infer.predictors import OrtPredictor
-    from pointseg_cli.infer.segment import SegmentOptions, segment_array
-    from pointseg_cli.infer.tiling import make_grid
+    from pointseg_cli.infer.segment import SegmentOptions, _grid_for, segment_array
 
     tmp = Path(tempfile.mkdtemp(prefix="pointseg-border-"))
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared, noisy)")
-    print("reference: one tile covering the whole volume. trim 'auto' = a quarter of the real overlap (the "
-          "default). overlap: requested; real: smallest real overlap in voxels per axis (tiles are spread "
-          "evenly). agree: labels; balanced: labels thresholded at the reference's median class-1 margin (half "
-          "the voxels foreground: sensitive even for an untrained net). reach: largest distance of a differing "
-          "voxel from the nearest inner tile edge")
+    print("reference: one tile covering the whole volume. tile 'model': the model's tile; 'default': segment's "
+          "default (the model's tile grown, same overlap in voxels). trim 'auto' = a quarter of the real overlap "
+          "(the default). overlap: requested; real: smallest real overlap in voxels per axis (tile starts on "
+          "multiples of the size divisor). agree: labels; balanced: labels thresholded at the reference's median "
+          "class-1 margin (half the voxels foreground: sensitive even for an untrained net). reach: largest "
+          "distance of a differing voxel from the nearest inner tile edge")
     for name, path, image in _study_networks(args, tmp):
         pred = OrtPredictor(path, device="cpu")
         tile = tuple(pred.metadata.tile) if name == "nuclei-3d" else tuple(args.tile)
         whole = segment_array(image, pred, options=SegmentOptions(tile=image.shape, overlap=0.0), return_logits=True)
         margin = whole.logits[1] - whole.logits[0]
         thr = float(np.median(margin))
-        print(f"\n{name}: volume {image.shape}, tile {tile}, {pred.metadata.precision}; foreground in the "
+        print(f"\n{name}: volume {image.shape}, model tile {tile}, {pred.metadata.precision}; foreground in the "
               f"reference {np.mean(whole.labels > 0) * 100:.1f}% of voxels")
-        print(f"  {'overlap':>8} {'trim':>5} {'real':>12} {'tiles':>6} {'computed':>9} {'agree %':>9} "
+        print(f"  {'overlap':>8} {'tile':>8} {'trim':>5} {'real':>12} {'tiles':>6} {'computed':>9} {'agree %':>9} "
               f"{'balanced %':>11} {'reach':>6} {'seconds':>8}")
         for overlap in args.overlaps:
-            for trim in args.trims:
-                t = time.perf_counter()
-                res = segment_array(image, pred, options=SegmentOptions(tile=tile, overlap=overlap, edge_trim=trim),
-                                    return_logits=True)
-                sec = time.perf_counter() - t
-                grid = make_grid(image.shape, tile, overlap=overlap, divisor=pred.metadata.divisor)
-                real = ",".join(str(grid.min_overlap(a)) for a in range(grid.ndim))
-                ratio = grid.n_tiles * int(np.prod(grid.tile)) / image.size
-                diff = res.labels != whole.labels
-                balanced = np.mean(((res.logits[1] - res.logits[0]) > thr) == (margin > thr)) * 100
-                reach = _seam_distance(grid, image.shape)[diff].max() if diff.any() else 0
-                print(f"  {overlap:>8.4g} {'auto' if trim is None else trim:>5} {real:>12} {grid.n_tiles:>6} "
-                      f"{ratio:>8.2f}x {100 - diff.mean() * 100:>9.3f} {balanced:>11.3f} {reach:>6.0f} "
-                      f"{sec:>8.1f}", flush=True)
+            for which in ("model", "default"):
+                for trim in args.trims:
+                    opts = SegmentOptions(tile=tile if which == "model" else None, overlap=overlap, edge_trim=trim)
+                    grid = _grid_for(image.shape, pred, opts)
+                    t = time.perf_counter()
+                    res = segment_array(image, pred, options=opts, return_logits=True)
+                    sec = time.perf_counter() - t
+                    real = ",".join(str(grid.min_overlap(a)) for a in range(grid.ndim))
+                    ratio = grid.n_tiles * int(np.prod(grid.tile)) / image.size
+                    diff = res.labels != whole.labels
+                    balanced = np.mean(((res.logits[1] - res.logits[0]) > thr) == (margin > thr)) * 100
+                    reach = _seam_distance(grid, image.shape)[diff].max() if diff.any() else 0
+                    shown = which if which == "model" else "x".join(map(str, grid.tile))
+                    print(f"  {overlap:>8.4g} {shown:>8} {'auto' if trim is None else trim:>5} {real:>12} "
+                          f"{grid.n_tiles:>6} {ratio:>8.2f}x {100 - diff.mean() * 100:>9.3f} {balanced:>11.3f} "
+                          f"{reach:>6.0f} {sec:>8.1f}", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -346,7 +371,8 @@ def run_memory(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     make_volume(vol, shape)
     print(f"wrote {shape} uint16 ({vol.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.0f} s")
-    cmd = [sys.executable, __file__, "--memory-child", str(vol), "--tile", ",".join(map(str, args.tile_memory)),
+    tile_arg = "default" if args.tile_memory is None else ",".join(map(str, args.tile_memory))
+    cmd = [sys.executable, __file__, "--memory-child", str(vol), "--tile-memory", tile_arg,
            "--batch-size", str(args.batch_size)]
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -361,20 +387,23 @@ def run_memory(args: argparse.Namespace) -> None:
     peer_gb = int(np.prod(shape)) * (2 + 4 + 4 * 2 + 4) / 1e9
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared, noisy)")
     print(f"ours: segmented in {child['seconds']:.0f} s ({child['mvox_s']:.2f} Mvox/s, wall {wall:.0f} s), "
-          f"tile {args.tile_memory}, model test-3d, peak RSS {peak_mb:.0f} MB (target < 1024 MB)")
+          f"tile {tuple(child['tile'])} ({tile_arg}), model test-3d, peak RSS {peak_mb:.0f} MB (target < 1024 MB)")
     print(f"peer (MONAI, not run, estimate): volume uint16 + float32 copy + float32 logits for 2 classes + "
           f"float32 count map = {peer_gb:.1f} GB; ratio of peak memory peer/ours >= {peer_gb * 1e3 / peak_mb:.1f}x")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def memory_child(path: str, tile: tuple[int, ...], batch_size: int) -> None:
+def memory_child(path: str, tile: tuple[int, ...] | None, batch_size: int) -> None:
     from pointseg_cli.infer.predictors import OrtPredictor
-    from pointseg_cli.infer.segment import SegmentOptions, segment_file
+    from pointseg_cli.infer.segment import SegmentOptions, _grid_for, segment_file
+    from pointseg_cli.io.images import open_image
     from pointseg_cli.zoo import fetch
 
     pred = OrtPredictor(fetch("test-3d"), device="cpu")
     out = Path(path).parent / "out"
-    res = segment_file(path, out, pred, options=SegmentOptions(tile=tile, batch_size=batch_size))
+    opts = SegmentOptions(tile=tile, batch_size=batch_size)
+    grid = _grid_for(tuple(open_image(path).info.spatial_shape), pred, opts)
+    res = segment_file(path, out, pred, options=opts)
     hwm_kb = 0
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -382,7 +411,8 @@ def memory_child(path: str, tile: tuple[int, ...], batch_size: int) -> None:
                 hwm_kb = int(line.split()[1])
     if not hwm_kb:
         hwm_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": res.seconds, "mvox_s": res.voxels_per_second / 1e6, "vmhwm_mb": hwm_kb / 1024}))
+    print(json.dumps({"seconds": res.seconds, "mvox_s": res.voxels_per_second / 1e6, "vmhwm_mb": hwm_kb / 1024,
+                      "tile": list(grid.tile)}))
 
 
 def main() -> None:
@@ -398,7 +428,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--memory", action="store_true", help="peak-RSS run on a large volume instead")
     ap.add_argument("--memory-gb", type=float, default=2.0)
-    ap.add_argument("--tile-memory", type=_ints, default=(32, 128, 128))
+    ap.add_argument("--tile-memory", type=lambda t: None if t == "default" else _ints(t), default=(32, 128, 128),
+                    help="tile of the --memory run ('default': segment's default, the model's tile grown)")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--border-study", action="store_true",
                     help="labels of tiled vs one-tile whole-volume inference per overlap and trim")
@@ -409,7 +440,7 @@ def main() -> None:
     ap.add_argument("--study-shape-unet", type=_ints, default=(64, 256, 256),
                     help="benchmark volume for the U-Net in those two modes")
     ap.add_argument("--overlaps", type=lambda t: tuple(float(v) for v in t.split(",")),
-                    default=(0.25, 0.125, 0.0625, 0.0))
+                    default=(0.25, 0.125, 0.0))
     ap.add_argument("--trims", type=lambda t: tuple(None if v == "auto" else int(v) for v in t.split(",")),
                     default=(None,), help="edge trims to try, e.g. auto,0,4 (auto = a quarter of the overlap)")
     args = ap.parse_args()
@@ -425,7 +456,7 @@ def main() -> None:
     if args.default_shape == (0,):
         args.default_shape = None
     if args.memory_child:
-        memory_child(args.memory_child, args.tile or args.tile_memory, args.batch_size)
+        memory_child(args.memory_child, args.tile_memory, args.batch_size)
     elif args.memory:
         run_memory(args)
     elif args.border_study:

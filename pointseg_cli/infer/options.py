@@ -26,9 +26,12 @@ class SegmentOptions:
     Attributes
     ----------
     tile : tuple of int or None
-        Spatial tile; ``None`` uses the model's training tile.
+        Spatial tile; ``None`` uses the model's training tile grown up to
+        :data:`~pointseg_cli.infer.segment.TILE_GROWTH` times its voxels where larger tiles compute
+        fewer overlapping voxels (:func:`~pointseg_cli.infer.tiling.grown_grid`).
     overlap : float
-        Minimum tile overlap as a fraction of the tile, in ``[0, 1)``.
+        Minimum tile overlap as a fraction of the tile (of the model's tile when ``tile`` is
+        None: a grown tile keeps that overlap in voxels), in ``[0, 1)``.
     blend : {"gaussian", "linear", "constant"}
         Blend window.
     batch_size : int
