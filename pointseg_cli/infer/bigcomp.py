@@ -27,13 +27,23 @@ log = logging.getLogger(__name__)
 
 
 class ProvisionalIds:
-    """Ids written to ``out`` in the order windows finish, with each id's first voxel and class."""
+    """Provisional ids with each id's first voxel and class, and their final numbering.
+
+    Ids are handed out as components are segmented (:meth:`add` for objects whose first voxel is
+    known, :meth:`put`/:meth:`write` for blocks written into ``out``). :meth:`finalize` numbers
+    1, 2, ... every id whose first voxel lies before a flat index, in raster order of first
+    voxels: called with increasing bounds once everything before them is segmented, it gives
+    each object its final id as the planes are written.
+    """
 
     def __init__(self, out: Any, shape: tuple[int, ...]) -> None:
         self.out, self.shape = out, tuple(shape)
         self.n = 0
+        self.n_final = 0
         self._first = np.zeros(1024, np.int64)
         self._cls = np.zeros(1024, np.int64)
+        self._final = np.zeros(1024, np.uint32)
+        self._final_cls: list[np.ndarray] = []
 
     def reserve(self, k: int) -> int:
         """Reserve ``k`` new ids; returns the offset to add to local ids 1..k."""
@@ -42,11 +52,20 @@ class ProvisionalIds:
         if self.n >= 2**32 - 1:
             raise InputError(f"more than {2**32 - 2} instances do not fit a uint32 instance image")
         if self.n + 1 > self._first.size:
-            grow = max(self.n + 1, 2 * self._first.size)
-            self._first = np.concatenate([self._first, np.zeros(grow - self._first.size, np.int64)])
-            self._cls = np.concatenate([self._cls, np.zeros(grow - self._cls.size, np.int64)])
+            grow = max(self.n + 1, 2 * self._first.size) - self._first.size
+            self._first = np.concatenate([self._first, np.zeros(grow, np.int64)])
+            self._cls = np.concatenate([self._cls, np.zeros(grow, np.int64)])
+            self._final = np.concatenate([self._final, np.zeros(grow, np.uint32)])
         self._first[off + 1: self.n + 1] = np.iinfo(np.int64).max
         return off
+
+    def add(self, first: np.ndarray, cls: np.ndarray) -> np.ndarray:
+        """New ids for objects with known first voxels (flat indices) and classes; returns the ids."""
+        k = int(np.size(first))
+        off = self.reserve(k)
+        self._first[off + 1: off + k + 1] = first
+        self._cls[off + 1: off + k + 1] = cls
+        return np.arange(off + 1, off + k + 1, dtype=np.uint32)
 
     def put(self, origin: tuple[int, ...], ids: np.ndarray, cls: np.ndarray) -> None:
         """Write non-zero global ``ids`` (a block at ``origin``), keeping other voxels."""
@@ -68,19 +87,31 @@ class ProvisionalIds:
         """Write window-local ids 1..k as new ids."""
         if k:
             off = self.reserve(k)
-            self.put(origin, np.where(local > 0, local + off, 0), cls)
+            self.put(origin, np.where(local > 0, local.astype(np.int64) + off, 0), cls)
 
-    def renumbering(self) -> tuple[np.ndarray, np.ndarray]:
-        """Lookup table provisional -> final id (raster order of first voxels) and final classes.
+    def finalize(self, upto: int) -> np.ndarray:
+        """Final ids for every id whose first voxel lies before flat index ``upto``.
 
-        Ids that were reserved but never written (merged into another) get no final id.
+        Returns the lookup table provisional -> final id (0 for ids not numbered yet). Ids that
+        were reserved but never written (merged into another) get no final id.
         """
         first = self._first[1: self.n + 1]
-        used = np.flatnonzero(first < np.iinfo(np.int64).max)
-        order = used[np.argsort(first[used], kind="stable")]
-        lut = np.zeros(self.n + 1, np.uint32)
-        lut[order + 1] = np.arange(1, order.size + 1, dtype=np.uint32)
-        return lut, self._cls[1: self.n + 1][order]
+        new = np.flatnonzero((first < upto) & (self._final[1: self.n + 1] == 0))
+        if new.size:
+            new = new[np.argsort(first[new], kind="stable")]
+            self._final[new + 1] = np.arange(self.n_final + 1, self.n_final + new.size + 1, dtype=np.uint32)
+            self._final_cls.append(self._cls[new + 1])
+            self.n_final += int(new.size)
+        return self._final[: self.n + 1]
+
+    def final_classes(self) -> np.ndarray:
+        """Class of each final id 1..n_final."""
+        return np.concatenate(self._final_cls) if self._final_cls else np.zeros(0, np.int64)
+
+    def renumbering(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lookup table provisional -> final id (raster order of first voxels) and final classes."""
+        lut = self.finalize(np.iinfo(np.int64).max)
+        return lut, self.final_classes()
 
 
 def _link_orphans(prev: np.ndarray, cur: np.ndarray, orphans: np.ndarray) -> dict[int, int]:

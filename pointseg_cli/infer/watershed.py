@@ -1,10 +1,12 @@
-"""The per-window core of instance segmentation: component-local peaks and seeded watershed.
+"""The per-component core of instance segmentation: peaks, distance map and seeded watershed.
 
 Everything here looks only at voxels of one connected component at a time (see
 :mod:`pointseg_cli.infer.instances` for why that makes streaming exact): :func:`find_peaks`
-compares a voxel with voxels of its own component, :func:`distance_map` is attained inside a
-component's box grown by one voxel, and the flooding order of :func:`segment_components` is the
-rank of ``(-value, raster index)``, so ties break the same way in any crop.
+compares a voxel with voxels of its own component, :func:`distance_map` of a component is attained
+inside its box grown by one voxel, and the flooding order is the rank of ``(-value, raster index)``,
+so ties break the same way in any crop. :func:`segment_component` is what the streamed and the
+in-memory paths run on each component; :mod:`pointseg_cli.infer.watershed_reference` holds the
+plain whole-window formulation the tests compare it with.
 """
 
 from __future__ import annotations
@@ -52,8 +54,15 @@ def _exact_peaks(v: np.ndarray, comp: np.ndarray, which: np.ndarray, radii: tupl
     return out
 
 
+def _box(radii: Sequence[int]) -> tuple[int, ...]:
+    return tuple(2 * int(r) + 1 for r in radii)
+
+
 def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], threshold: float) -> np.ndarray:
     """Voxels above ``threshold`` that hold the largest value of their component within a box.
+
+    A voxel whose box holds no larger value at all is a peak (one maximum filter); only voxels
+    with a larger value of *another* component in their box are compared voxel by voxel.
 
     Parameters
     ----------
@@ -69,13 +78,24 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
     radii = tuple(int(r) for r in radii)
     fg = comp > 0
     v = np.where(fg, np.nan_to_num(np.asarray(values, np.float64), nan=-np.inf), -np.inf)
-    return _exact_peaks(v, comp.astype(np.int64, copy=False), fg & (v > threshold), radii)
+    which = fg & (v > threshold)
+    size = _box(radii)
+    peaks = which & (v >= ndi.maximum_filter(v, size=size, mode="constant", cval=-np.inf))
+    unsure = which & ~peaks
+    if unsure.any():
+        comp = comp.astype(np.int64, copy=False)
+        top = np.iinfo(np.int64).max
+        mixed = unsure & ((ndi.maximum_filter(comp, size=size, mode="constant", cval=0) != comp)
+                          | (ndi.minimum_filter(np.where(fg, comp, top), size=size, mode="constant", cval=top) != comp))
+        if mixed.any():
+            peaks |= _exact_peaks(v, comp, mixed, radii)
+    return peaks
 
 
 def flood_order(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Flooding order: rank of ``(-value, raster index)`` over ``mask`` (unique, crop-invariant)."""
     idx = np.flatnonzero(mask)
-    v = np.nan_to_num(np.asarray(values, np.float64).ravel()[idx], nan=-np.inf)
+    v = np.nan_to_num(np.asarray(values).ravel()[idx], nan=-np.inf)
     order = np.argsort(-v, kind="stable")
     prio = np.zeros(mask.shape, np.float64)
     prio.ravel()[idx[order]] = np.arange(1, idx.size + 1, dtype=np.float64)
@@ -84,62 +104,51 @@ def flood_order(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def distance_map(cls: np.ndarray, c: int, spacing: Sequence[float] | None) -> np.ndarray:
     """Distance of each voxel of class ``c`` to the nearest other voxel (rounded to 1e-9)."""
-    d = ndi.distance_transform_edt(cls == c, sampling=spacing)
+    return mask_distance(cls == c, spacing)
+
+
+def mask_distance(mask: np.ndarray, spacing: Sequence[float] | None) -> np.ndarray:
+    """Distance of each voxel of ``mask`` to the nearest voxel outside it (rounded to 1e-9).
+
+    For one connected component of a class this equals the distance to the nearest voxel of
+    another class: the nearest voxel outside a component is never of the component's class.
+    """
+    d = ndi.distance_transform_edt(mask, sampling=spacing)
     # equal distances reached through different nearest voxels may differ in the last bit
-    return np.round(d, 9)
+    return np.round(d, 9, out=d)
 
 
-def segment_components(cls: np.ndarray, comp: np.ndarray, values: np.ndarray | None, *,
-                       config: InstanceConfig, markers_out: list[np.ndarray] | None = None) -> tuple[np.ndarray, int]:
-    """Instances of every component present in ``comp`` (one window of the volume).
+def segment_component(mask: np.ndarray, values: np.ndarray | None, *, config: InstanceConfig,
+                      radii: Sequence[int], structure: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Instances of one connected component.
 
     Parameters
     ----------
-    cls : class ids of the window ``(Z, Y, X)`` or ``(Y, X)``; every voxel, not only ``comp``'s.
-    comp : component numbers to segment (0 = leave alone); each must lie wholly in the window,
-        with one voxel to spare on each side that is not the volume's edge (for ``distance``).
-    values : centre map of the window (``centers`` only).
+    mask : bool, the component's bounding box grown by one voxel on every side that is not the
+        volume's edge (``distance`` needs that ring), True on the component.
+    values : centre map over the same box (``centers``), ignored for ``distance``.
     config : the method and its settings.
-    markers_out : if given, the boolean marker mask is appended to it.
+    radii, structure : :func:`peak_radii` and :func:`neighbourhood` of ``config``.
 
     Returns
     -------
-    ids : int64, window shape, instance ids 1..n (0 elsewhere), numbered in no particular order.
+    ids : ``None`` when the component is one instance, else int32 ids 1..n over the box (0 off it).
     n : the number of instances.
     """
-    out = np.zeros(comp.shape, np.int64)
-    if config.method == "components":
-        present, inv = np.unique(comp, return_inverse=True)
-        inv = inv.reshape(comp.shape)
-        start = 1 if present[0] == 0 else 0
-        return np.where(comp > 0, inv + (1 - start), 0), int(present.size - start)
     from skimage.segmentation import watershed
 
-    structure = neighbourhood(comp.ndim, config.connectivity)
-    radii = peak_radii(config, comp.ndim)
-    sel = comp > 0
-    classes = np.unique(cls[sel])
     if config.method == "distance":
-        vals = np.zeros(comp.shape, np.float64)
-        for c in classes:
-            in_c = cls == c
-            vals[in_c] = distance_map(cls, int(c), config.spacing)[in_c]
+        v = mask_distance(mask, config.spacing)
     else:
-        vals = values
-    all_peaks = find_peaks(vals, comp, radii=radii, threshold=config.peak_threshold)  # one component at a time
-    n = 0
-    for c in classes:
-        mask = sel & (cls == c)
-        comp_c = np.where(mask, comp, 0)
-        markers, nm = ndi.label(all_peaks & mask, structure=structure)
-        ws = watershed(flood_order(vals, mask), markers, mask=mask, connectivity=structure)
-        lost = mask & (ws == 0)  # components without a marker: one instance each
-        if lost.any():
-            _, inv = np.unique(comp_c[lost], return_inverse=True)
-            ws[lost] = nm + 1 + inv.ravel()
-            nm = int(ws.max())
-        out[mask] = ws[mask] + n
-        n += nm
-    if markers_out is not None:
-        markers_out.append(all_peaks)
-    return out, n
+        v = np.where(mask, np.nan_to_num(np.asarray(values), nan=-np.inf), -np.inf)
+    size = _box(radii)
+    peaks = mask & (v > np.float64(config.peak_threshold))
+    if size != (1,) * mask.ndim:
+        peaks &= v >= ndi.maximum_filter(v, size=size, mode="constant", cval=-np.inf)
+    markers, n = ndi.label(peaks, structure=structure)
+    if n <= 1:  # no marker, or one that floods the whole (connected) component
+        return None, 1
+    prio = flood_order(v, mask)
+    del v, peaks
+    ws = watershed(prio, markers, mask=mask, connectivity=structure)
+    return ws.astype(np.int32, copy=False), int(n)
