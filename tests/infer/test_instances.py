@@ -11,6 +11,7 @@ from pointseg_cli.errors import ConfigError, InputError
 from pointseg_cli.infer.instances import InstanceConfig, instances_from_maps, label_instances
 from pointseg_cli.infer.objects import object_table, write_objects_csv
 from pointseg_cli.infer.watershed import find_peaks, neighbourhood, peak_radii
+from pointseg_cli.infer.watershed_reference import reference_instances
 from pointseg_cli.metrics import match_instances
 
 
@@ -59,6 +60,54 @@ def test_streamed_equals_whole_volume(volume, method, max_voxels, slab):
     assert same_partition(out, whole)
     np.testing.assert_array_equal(out, whole)  # ids follow the first voxel, so even the numbers agree
     assert res.n_instances == whole.max() and whole.max() > 5
+
+
+def _specks(cls, seed):
+    """Add single voxels and voxel pairs (the components that skip segmentation) to a class map."""
+    rng = np.random.default_rng(seed)
+    cls = cls.copy()
+    for _ in range(12):
+        p = tuple(int(rng.integers(0, s - 1)) for s in cls.shape)
+        cls[p] = 1 + rng.integers(0, 2)
+        if rng.random() < 0.5:
+            q = list(p)
+            q[-1] += 1
+            cls[tuple(q)] = cls[p]
+    return cls
+
+
+@pytest.mark.parametrize("method", ["components", "distance", "centers"])
+@pytest.mark.parametrize("settings", [
+    {},
+    {"spacing": (1.5, 0.5, 0.5)},
+    {"connectivity": 3, "min_distance": 2.0},
+    {"min_distance": 0.0, "threshold": 0.5},
+])
+def test_fast_path_equals_the_whole_array_reference(volume, method, settings):
+    """The per-component crops (in memory and streamed, with components taller than the buffer
+    and components segmented in the sweep) give the plain whole-array result exactly."""
+    cls, cen, _ = volume
+    cls = _specks(cls, 7)
+    cen = np.round(cen, 1)  # plateaus: equal peak values and ties in the flooding order
+    cen[0, :3, :3] = np.nan
+    cfg = InstanceConfig(method=method, **settings)
+    ref = reference_instances(cls, cen, config=cfg)
+    np.testing.assert_array_equal(label_instances(cls, cen, config=cfg), ref)
+    for max_voxels, slab in ((40 * 40 * 24, 2), (40 * 40 * 40, 5)):
+        out = np.full(cls.shape, 7, np.uint32)  # every voxel is overwritten
+        res = instances_from_maps(cls, cen, out, config=InstanceConfig(method=method, max_voxels=max_voxels,
+                                                                       **settings), slab=slab)
+        assert res.approximate == ()
+        np.testing.assert_array_equal(out, ref)
+        assert res.n_instances == ref.max() and len(res.table) == ref.max()
+
+
+def test_fast_path_equals_the_reference_in_2d():
+    cls, cen, _ = spheres((60, 70), 14, seed=6, radius=(4, 9), classes=2)
+    cls = _specks(cls, 3)
+    for method in ("distance", "centers"):
+        cfg = InstanceConfig(method=method, spacing=(1.0, 0.7))
+        np.testing.assert_array_equal(label_instances(cls, cen, config=cfg), reference_instances(cls, cen, config=cfg))
 
 
 def test_objects_cross_slab_faces(volume):
