@@ -178,9 +178,7 @@ def segment_in_chunks(
     chunk. Voxels no marker in the window reaches form extra instances, joined to the previous
     chunk's instance they overlap by more than half.
     """
-    from skimage.segmentation import watershed
-
-    from pointseg_cli.infer.watershed import distance_map, find_peaks, flood_order, neighbourhood, peak_radii
+    from pointseg_cli.infer.watershed import find_peaks, mask_distance, neighbourhood, peak_radii, seeded_flood
 
     nd = len(lo)
     structure = neighbourhood(nd, config.connectivity)
@@ -192,7 +190,7 @@ def segment_in_chunks(
         w0, w1 = max(a - halo, lo[0]), min(b + halo, hi[0])
         cls, comp, values = read_window(w0, w1)
         mask = comp == number
-        vals = distance_map(cls, cls_id, config.spacing) if config.method == "distance" else values
+        vals = mask_distance(mask, config.spacing) if config.method == "distance" else values
         return w0, mask, vals
 
     found = []
@@ -215,7 +213,7 @@ def segment_in_chunks(
         local = coords[here].copy()
         local[:, 0] -= w0 - lo[0]
         markers[tuple(local.T)] = marker_ids[here]
-        ws = watershed(flood_order(vals, mask), markers, mask=mask, connectivity=structure).astype(np.int64)
+        ws = seeded_flood(vals, markers, mask, structure).astype(np.int64)
         ids = np.where(ws > 0, ws + off, 0)
         lost = mask & (ws == 0)
         if lost.any():

@@ -5,8 +5,9 @@ Methods (:data:`INSTANCE_METHODS`)
         Markers are the peaks of the centre map inside each object class: voxels whose centre
         value exceeds ``threshold`` and is the largest among the voxels *of the same connected
         component* within ``min_distance`` (a plateau of equal peak values is one marker). A
-        seeded watershed (scikit-image) then grows the markers over the component, highest
-        centre values first.
+        seeded watershed then grows the markers over the component, highest centre values
+        first (scikit-image's algorithm, run by a compiled kernel; see
+        :mod:`pointseg_cli.infer._ws_kernels`).
     ``distance``
         The same, with the Euclidean distance to the nearest voxel of another class (voxel
         spacing respected) in place of the centre map: the classic distance-transform watershed,
@@ -24,17 +25,20 @@ Why streaming is exact
     mask, and the distance of a voxel to the nearest other-class voxel is attained within the
     component's bounding box grown by one voxel. Watershed ties are broken by raster position
     (the flooding order is the rank of ``(-value, raster index)``), which is the same in any
-    crop that holds the whole component. So processing each component in a window that holds
-    it gives exactly what the whole volume gives, and ids are numbered 1..N in raster order of
-    each object's first voxel, so streamed and whole-volume results are identical arrays.
+    crop that holds the whole component. So segmenting each component alone in its bounding
+    box grown by one voxel gives exactly what the whole volume gives, and ids are numbered 1..N
+    in raster order of each object's first voxel, so streamed and whole-volume results are
+    identical arrays. (:mod:`pointseg_cli.infer.watershed_reference` computes the same result
+    over whole arrays at once; the tests compare the two.)
 
-    :func:`instances_from_maps` reads the maps ``max_voxels`` at a time: (1) connected
-    components slab by slab, joined across slab faces (:mod:`pointseg_cli.infer.stitch`);
-    (2) windows of whole planes, each segmenting the components that lie entirely inside it;
-    a component taller than a window is segmented alone in its bounding box; (3) ids renumbered
-    and the object table accumulated slab by slab. Only a single component whose bounding box
-    holds more than ``max_voxels`` voxels is handled approximately (see
-    :mod:`pointseg_cli.infer.bigcomp`); a warning names it.
+    :func:`instances_from_maps` reads the maps a few planes at a time: (1) connected components
+    slab by slab, joined across slab faces (:mod:`pointseg_cli.infer.stitch`); (2) one sweep
+    over the planes that segments each component alone as soon as it has been read whole and
+    writes every plane once, with final ids, while accumulating the object table
+    (:mod:`pointseg_cli.infer.sweep`). Components of one or two voxels are one object each
+    without any work, and a component that has at most one marker is written from a lookup
+    table. Only a single component whose box holds more than ``max_voxels`` voxels is handled
+    approximately (see :mod:`pointseg_cli.infer.bigcomp`); a warning names it.
 """
 
 from __future__ import annotations
@@ -74,7 +78,9 @@ class InstanceConfig:
         0.3), the distance in spacing units for ``distance`` (default 0: any peak).
     connectivity : 1 (faces) up to ndim (faces, edges and corners), for components and
         watershed alike.
-    max_voxels : voxels per window when streaming (memory grows about 60 bytes per voxel).
+    max_voxels : the largest component box segmented in one piece (larger ones are segmented
+        in chunks, approximately) and the size of the plane buffer of the streamed sweep; the
+        instance step needs up to about 50 bytes per voxel of it.
     """
 
     method: str = "centers"
@@ -82,7 +88,7 @@ class InstanceConfig:
     min_distance: float = 3.0
     threshold: float | None = None
     connectivity: int = 1
-    max_voxels: int = 8_000_000
+    max_voxels: int = 16_000_000
 
     def __post_init__(self) -> None:
         check_choice("instance method", self.method, INSTANCE_METHODS)
