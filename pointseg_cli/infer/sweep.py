@@ -32,8 +32,26 @@ from scipy import ndimage as ndi
 from pointseg_cli.infer.bigcomp import ProvisionalIds
 from pointseg_cli.infer.objects import ObjectAccumulator, ObjectTable
 from pointseg_cli.infer.stitch import ComponentIndex
-from pointseg_cli.infer.watershed import neighbourhood, peak_radii, segment_component
+from pointseg_cli.infer.watershed import neighbourhood, peak_radii, segment_component, segment_many
 from pointseg_cli.progress import ProgressCallback
+
+#: Components whose box (grown by one voxel) holds at most this many voxels are "small": when a
+#: step makes at least :data:`BATCH_MIN` of them ready, they are segmented together in one pass.
+SMALL_BOX = 32_768
+BATCH_MIN = 16
+
+
+def _write_ids(ids: np.ndarray, origin: Any, cls: np.ndarray, prov: ProvisionalIds, target: np.ndarray,
+               shape: tuple[int, ...]) -> None:
+    """New provisional ids for the labels in ``ids`` (a box at ``origin``), written into ``target``."""
+    idx = np.flatnonzero(ids)
+    local, fi = np.unique(ids.ravel()[idx], return_index=True)
+    pos = np.unravel_index(idx[fi], ids.shape)
+    first = np.ravel_multi_index(tuple(q + int(o) for q, o in zip(pos, origin, strict=True)), shape)
+    lut = np.zeros(int(local[-1]) + 1, np.uint32)
+    lut[local] = prov.add(first, cls.ravel()[idx[fi]])
+    sel = ids > 0
+    target[sel] = lut[ids[sel]]
 
 
 def release_pages(arr: Any) -> None:
@@ -176,6 +194,9 @@ def segment_and_write(
             progress("instances", b, shape[0])
 
     by_end = sweep[np.argsort(chi[sweep, 0], kind="stable")]
+    crop_size = np.prod(chi - clo, axis=1)
+    classes_of = np.concatenate([[0], index.classes]).astype(np.int64)
+    picked = np.zeros(n + 1, bool)
     done = np.zeros(n, bool)
     buf = _Buffer(min(tall_planes + slab, shape[0]), tuple(shape[1:]), index.lut.dtype, want_values)
     pe = ps = 0
@@ -183,26 +204,41 @@ def segment_and_write(
         b = min(a + slab, shape[0])
         comp = index.components_in(read_cls, a, b)
         buf.append(comp, np.asarray(centers[a:b], np.float32) if want_values else None)
+        start = pe
         while pe < by_end.size and chi[by_end[pe], 0] <= b:
-            c = int(by_end[pe])
             pe += 1
+        ready = by_end[start:pe]
+        done[ready] = True
+        small = ready[crop_size[ready] <= SMALL_BOX]
+        if small.size >= BATCH_MIN:  # many small components: one pass over the box they share
+            ready = ready[crop_size[ready] > SMALL_BOX]
+            lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
+            lo[0] -= buf.b0
+            hi[0] -= buf.b0
+            region = tuple(slice(int(u), int(w)) for u, w in zip(lo, hi, strict=True))
+            picked[small + 1] = True
+            comp_r = buf.comp[region]
+            comp_sel = np.where(picked[comp_r], comp_r, 0)
+            picked[small + 1] = False
+            vals = buf.values[region] if buf.values is not None else None
+            ids, numbers, counts = segment_many(comp_sel, classes_of, vals, config=config, radii=radii,
+                                                structure=structure)
+            one = numbers[counts <= 1]
+            whole[one] = prov.add(index.first[one - 1], index.classes[one - 1])
+            if (counts >= 2).any():
+                origin = np.asarray(lo) + np.eye(nd, dtype=np.int64)[0] * buf.b0
+                _write_ids(ids, origin, classes_of[comp_sel], prov, buf.ids[region], shape)
+        for c in ready:
+            c = int(c)
             region = (slice(int(clo[c, 0]) - buf.b0, int(chi[c, 0]) - buf.b0),
                       *(slice(int(lo), int(hi)) for lo, hi in zip(clo[c, 1:], chi[c, 1:], strict=True)))
             mask = buf.comp[region] == c + 1
             vals = buf.values[region] if buf.values is not None else None
             ids, k = segment_component(mask, vals, config=config, radii=radii, structure=structure)
-            done[c] = True
             if ids is None:
                 whole[c + 1] = prov.add(index.first[c: c + 1], index.classes[c: c + 1])[0]
-                continue
-            idx = np.flatnonzero(ids)
-            local, fi = np.unique(ids.ravel()[idx], return_index=True)
-            pos = np.unravel_index(idx[fi], ids.shape)
-            first = np.ravel_multi_index(tuple(p + int(o) for p, o in zip(pos, clo[c], strict=True)), shape)
-            lut = np.zeros(k + 1, np.uint32)
-            lut[local] = prov.add(first, np.full(local.size, index.classes[c]))
-            view = buf.ids[region]
-            view[mask] = lut[ids[mask]]
+            else:
+                _write_ids(ids, clo[c], np.where(mask, index.classes[c], 0), prov, buf.ids[region], shape)
         while ps < sweep.size and done[sweep[ps]]:
             ps += 1
         keep_from = b if (ps == sweep.size or b == shape[0]) else min(int(clo[sweep[ps], 0]), b)
@@ -232,7 +268,8 @@ def segment_in_chunks_of(index: ComponentIndex, c: int, labels: Any, read_cls: A
 
     plane = int(np.prod([b - a for a, b in zip(lo[1:], hi[1:], strict=True)], dtype=np.int64))
     halo = max(peak_radii(config, nd)[0] + 1, 4)
-    core = max(1, config.max_voxels // max(plane, 1) - 2 * halo)
+    # a chunk's window needs about four times the memory per voxel of the sweep: a quarter of the budget
+    core = max(1, config.max_voxels // 4 // max(plane, 1) - 2 * halo)
     logging.getLogger("pointseg_cli.infer.instances").warning(
         "object component %d (class %d, bounding box %s to %s, %d voxels) is larger than max_voxels=%d: "
         "segmented in chunks of %d planes with %d-plane halos; its instance ids may differ from a "

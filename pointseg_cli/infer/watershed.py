@@ -84,7 +84,7 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
     unsure = which & ~peaks
     if unsure.any():
         comp = comp.astype(np.int64, copy=False)
-        top = np.iinfo(np.int64).max
+        top = int(comp.max()) + 1  # a cval scipy holds exactly (it passes cval as a double)
         mixed = unsure & ((ndi.maximum_filter(comp, size=size, mode="constant", cval=0) != comp)
                           | (ndi.minimum_filter(np.where(fg, comp, top), size=size, mode="constant", cval=top) != comp))
         if mixed.any():
@@ -183,3 +183,56 @@ def segment_component(mask: np.ndarray, values: np.ndarray | None, *, config: In
         return None, 1
     del peaks
     return seeded_flood(v, markers, mask, structure), int(n)
+
+
+def segment_many(comp: np.ndarray, classes_of: np.ndarray, values: np.ndarray | None, *, config: InstanceConfig,
+                 radii: Sequence[int], structure: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`segment_component` of several components at once (many small ones cost one pass).
+
+    Parameters
+    ----------
+    comp : component numbers over a box that holds each of them with its one-voxel ring (0
+        elsewhere; other components must be 0 too).
+    classes_of : class of each component number (``classes_of[0] == 0``).
+    values : centre map over the box (``centers``), ignored for ``distance``.
+    config, radii, structure : as for :func:`segment_component`.
+
+    Returns
+    -------
+    ids : int32 over the box: instance labels (unique over the box) on components with two
+        markers or more, 0 elsewhere.
+    numbers : the component numbers present.
+    markers : the number of markers of each of them (0 and 1 mean one instance).
+    """
+    fg = comp > 0
+    numbers = np.unique(comp[fg])
+    cls = classes_of[comp]
+    present = np.unique(classes_of[numbers])
+    if config.method == "distance":
+        v = np.zeros(comp.shape, np.float64)
+        for c in present:
+            m = cls == c
+            v[m] = mask_distance(m, config.spacing)[m]
+    else:
+        v = np.where(fg, np.nan_to_num(np.asarray(values), nan=-np.inf), -np.inf)
+    peaks = find_peaks(v, comp, radii=radii, threshold=config.peak_threshold)
+    markers = np.zeros(comp.shape, np.int32)
+    n = 0
+    for c in present:  # per class: plateaus of touching components of two classes stay apart
+        lab, k = ndi.label(peaks & (cls == c), structure=structure)
+        np.copyto(markers, (lab + n).astype(np.int32), where=lab > 0)
+        n += k
+    idx = np.flatnonzero(markers)
+    owner = np.zeros(n + 1, np.int64)
+    owner[markers.ravel()[idx]] = comp.ravel()[idx]
+    counts = np.bincount(np.searchsorted(numbers, owner[1:]), minlength=numbers.size) if n else \
+        np.zeros(numbers.size, np.int64)
+    ids = np.zeros(comp.shape, np.int32)
+    multi = numbers[counts >= 2]
+    if multi.size:
+        sel = np.isin(comp, multi)
+        for c in np.unique(classes_of[multi]):
+            mask = sel & (cls == c)
+            ws = seeded_flood(v, markers, mask, structure)
+            np.copyto(ids, ws, where=mask)
+    return ids, numbers, counts

@@ -289,3 +289,21 @@ def test_object_csv_2d_without_spacing_or_image(tmp_path):
     assert rows[0] == ["id", "class", "y", "x", "y_um", "x_um", "voxels", "y_min", "x_min", "y_max", "x_max",
                        "mean_intensity"]
     assert rows[1] == ["1", "1", "1.5", "2", "", "", "6", "1", "1", "2", "3", ""]
+
+
+@pytest.mark.parametrize("batch_min", [1, 10**9])
+@pytest.mark.parametrize("method", ["distance", "centers"])
+def test_small_components_together_or_alone_equal_the_reference(volume, monkeypatch, method, batch_min):
+    import pointseg_cli.infer.sweep as sweep
+
+    monkeypatch.setattr(sweep, "BATCH_MIN", batch_min)  # 1: every step's small components in one pass
+    cls, cen, _ = volume
+    cls = _specks(cls, 11)
+    cen = np.round(cen, 1)
+    cfg = InstanceConfig(method=method, spacing=(1.5, 0.5, 0.5))
+    ref = reference_instances(cls, cen, config=cfg)
+    np.testing.assert_array_equal(label_instances(cls, cen, config=cfg), ref)
+    out = np.zeros(cls.shape, np.uint32)
+    instances_from_maps(cls, cen, out, config=InstanceConfig(method=method, spacing=(1.5, 0.5, 0.5),
+                                                             max_voxels=40 * 40 * 24), slab=3)
+    np.testing.assert_array_equal(out, ref)
