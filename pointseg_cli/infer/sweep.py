@@ -268,8 +268,8 @@ def segment_in_chunks_of(index: ComponentIndex, c: int, labels: Any, read_cls: A
 
     plane = int(np.prod([b - a for a, b in zip(lo[1:], hi[1:], strict=True)], dtype=np.int64))
     halo = max(peak_radii(config, nd)[0] + 1, 4)
-    # a chunk's window needs about four times the memory per voxel of the sweep: a quarter of the budget
-    core = max(1, config.max_voxels // 4 // max(plane, 1) - 2 * halo)
+    # a chunk's window needs about twice the memory per voxel of a component box: half the budget
+    core = max(halo, config.max_voxels // 2 // max(plane, 1) - 2 * halo)
     logging.getLogger("pointseg_cli.infer.instances").warning(
         "object component %d (class %d, bounding box %s to %s, %d voxels) is larger than max_voxels=%d: "
         "segmented in chunks of %d planes with %d-plane halos; its instance ids may differ from a "
