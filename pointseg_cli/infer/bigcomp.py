@@ -196,7 +196,7 @@ def segment_in_chunks(
     found = []
     for a, b in chunks:
         w0, mask, vals = window(a, b)
-        peaks = find_peaks(vals, mask.astype(np.int64), radii=radii, threshold=config.peak_threshold)
+        peaks = find_peaks(vals, mask, radii=radii, threshold=config.peak_threshold)
         coords = np.argwhere(peaks[a - w0: b - w0])
         coords[:, 0] += a - lo[0]
         found.append(coords)

@@ -67,7 +67,8 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
     Parameters
     ----------
     values : float array, any shape.
-    comp : integer component ids, same shape (0 = not considered).
+    comp : integer component ids, same shape (0 = not considered), or a boolean mask of one
+        component.
     radii : half-widths of the box per axis.
     threshold : a peak's value must exceed it.
 
@@ -81,6 +82,8 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
     which = fg & (v > threshold)
     size = _box(radii)
     peaks = which & (v >= ndi.maximum_filter(v, size=size, mode="constant", cval=-np.inf))
+    if comp.dtype == bool:  # one component: nothing to compare across
+        return peaks
     unsure = which & ~peaks
     if unsure.any():
         comp = comp.astype(np.int64, copy=False)

@@ -45,3 +45,15 @@ def test_flood_equals_scikit_image(connectivity, ties):
     got = seeded_flood(values, markers, mask, structure)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == np.int32 and (got[mask] > 0).any() and not got[~mask].any()
+
+
+def test_peaks_of_one_component_mask_equal_those_of_its_numbers():
+    from pointseg_cli.infer.watershed import find_peaks
+
+    mask = _blobs((10, 30, 30), 4)
+    lab, _ = ndi.label(mask)
+    one = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
+    values = np.round(ndi.gaussian_filter(np.random.default_rng(0).random(mask.shape), 2), 3)
+    got = find_peaks(values, one, radii=(1, 3, 3), threshold=0.0)
+    np.testing.assert_array_equal(got, find_peaks(values, one.astype(np.int64) * 5, radii=(1, 3, 3), threshold=0.0))
+    assert got.any()
