@@ -198,7 +198,9 @@ def segment_and_write(
     classes_of = np.concatenate([[0], index.classes]).astype(np.int64)
     picked = np.zeros(n + 1, bool)
     done = np.zeros(n, bool)
-    buf = _Buffer(min(tall_planes + slab, shape[0]), tuple(shape[1:]), index.lut.dtype, want_values)
+    capacity = min(tall_planes + slab, shape[0])
+    buf = _Buffer(capacity, tuple(shape[1:]), index.lut.dtype, want_values)
+    waiting = np.zeros(0, np.int64)
     pe = ps = 0
     for a in range(0, shape[0], slab):
         b = min(a + slab, shape[0])
@@ -208,26 +210,33 @@ def segment_and_write(
         while pe < by_end.size and chi[by_end[pe], 0] <= b:
             pe += 1
         ready = by_end[start:pe]
+        is_small = crop_size[ready] <= SMALL_BOX
+        waiting = np.concatenate([waiting, ready[is_small]])
+        ready = ready[~is_small]
         done[ready] = True
-        small = ready[crop_size[ready] <= SMALL_BOX]
-        if small.size >= BATCH_MIN:  # many small components: one pass over the box they share
-            ready = ready[crop_size[ready] > SMALL_BOX]
-            lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
-            lo[0] -= buf.b0
-            hi[0] -= buf.b0
-            region = tuple(slice(int(u), int(w)) for u, w in zip(lo, hi, strict=True))
-            picked[small + 1] = True
-            comp_r = buf.comp[region]
-            comp_sel = np.where(picked[comp_r], comp_r, 0)
-            picked[small + 1] = False
-            vals = buf.values[region] if buf.values is not None else None
-            ids, numbers, counts = segment_many(comp_sel, classes_of, vals, config=config, radii=radii,
-                                                structure=structure)
-            one = numbers[counts <= 1]
-            whole[one] = prov.add(index.first[one - 1], index.classes[one - 1])
-            if (counts >= 2).any():
-                origin = np.asarray(lo) + np.eye(nd, dtype=np.int64)[0] * buf.b0
-                _write_ids(ids, origin, classes_of[comp_sel], prov, buf.ids[region], shape)
+        # small components wait (their planes stay in the buffer) until the next step would not fit
+        if waiting.size and (b == shape[0] or b + slab - int(clo[waiting, 0].min()) > capacity):
+            small, waiting = waiting, waiting[:0]
+            done[small] = True
+            if small.size < BATCH_MIN:
+                ready = np.concatenate([ready, small])
+            else:  # many small components: one pass over the box they share
+                lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
+                lo[0] -= buf.b0
+                hi[0] -= buf.b0
+                region = tuple(slice(int(u), int(w)) for u, w in zip(lo, hi, strict=True))
+                picked[small + 1] = True
+                comp_r = buf.comp[region]
+                comp_sel = np.where(picked[comp_r], comp_r, 0)
+                picked[small + 1] = False
+                vals = buf.values[region] if buf.values is not None else None
+                ids, numbers, counts = segment_many(comp_sel, classes_of, vals, config=config, radii=radii,
+                                                    structure=structure)
+                one = numbers[counts <= 1]
+                whole[one] = prov.add(index.first[one - 1], index.classes[one - 1])
+                if (counts >= 2).any():
+                    origin = np.asarray(lo) + np.eye(nd, dtype=np.int64)[0] * buf.b0
+                    _write_ids(ids, origin, classes_of[comp_sel], prov, buf.ids[region], shape)
         for c in ready:
             c = int(c)
             region = (slice(int(clo[c, 0]) - buf.b0, int(chi[c, 0]) - buf.b0),
