@@ -35,10 +35,13 @@ from pointseg_cli.infer.stitch import ComponentIndex
 from pointseg_cli.infer.watershed import neighbourhood, peak_radii, segment_component, segment_many
 from pointseg_cli.progress import ProgressCallback
 
-#: Components whose box (grown by one voxel) holds at most this many voxels are "small": when a
-#: step makes at least :data:`BATCH_MIN` of them ready, they are segmented together in one pass.
-SMALL_BOX = 32_768
+#: Components whose box (grown by one voxel) holds at most this many voxels are "small": they
+#: are segmented together in one pass over the box they share when there are at least
+#: :data:`BATCH_MIN` of them and that box (once per class) holds fewer voxels than their own boxes
+#: plus :data:`OVERHEAD_VOXELS` each (the fixed cost of segmenting one component, in voxels).
+SMALL_BOX = 4_096
 BATCH_MIN = 16
+OVERHEAD_VOXELS = 4_000
 
 
 def _write_ids(ids: np.ndarray, origin: Any, cls: np.ndarray, prov: ProvisionalIds, target: np.ndarray,
@@ -218,10 +221,11 @@ def segment_and_write(
         if waiting.size and (b == shape[0] or b + slab - int(clo[waiting, 0].min()) > capacity):
             small, waiting = waiting, waiting[:0]
             done[small] = True
-            if small.size < BATCH_MIN:
+            lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
+            shared = float(np.prod(hi - lo)) * np.unique(index.classes[small]).size
+            if small.size < BATCH_MIN or shared > float(crop_size[small].sum()) + small.size * OVERHEAD_VOXELS:
                 ready = np.concatenate([ready, small])
             else:  # many small components: one pass over the box they share
-                lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
                 lo[0] -= buf.b0
                 hi[0] -= buf.b0
                 region = tuple(slice(int(u), int(w)) for u, w in zip(lo, hi, strict=True))

@@ -291,12 +291,17 @@ def test_object_csv_2d_without_spacing_or_image(tmp_path):
     assert rows[1] == ["1", "1", "1.5", "2", "", "", "6", "1", "1", "2", "3", ""]
 
 
-@pytest.mark.parametrize("batch_min", [1, 10**9])
+@pytest.mark.parametrize("together", [True, False])
 @pytest.mark.parametrize("method", ["distance", "centers"])
-def test_small_components_together_or_alone_equal_the_reference(volume, monkeypatch, method, batch_min):
+def test_small_components_together_or_alone_equal_the_reference(volume, monkeypatch, method, together):
     import pointseg_cli.infer.sweep as sweep
 
-    monkeypatch.setattr(sweep, "BATCH_MIN", batch_min)  # 1: every step's small components in one pass
+    if together:  # every component is small, and one pass over their shared box always wins
+        monkeypatch.setattr(sweep, "BATCH_MIN", 1)
+        monkeypatch.setattr(sweep, "SMALL_BOX", 10**9)
+        monkeypatch.setattr(sweep, "OVERHEAD_VOXELS", 10**9)
+    else:
+        monkeypatch.setattr(sweep, "BATCH_MIN", 10**9)
     cls, cen, _ = volume
     cls = _specks(cls, 11)
     cen = np.round(cen, 1)
