@@ -158,7 +158,7 @@ def _label_sparse(coords: np.ndarray, shape: tuple[int, ...], structure: np.ndar
 
 
 def segment_in_chunks(
-    read_window: Callable[[int, int], tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    read_window: Callable[[int, int], tuple[np.ndarray, np.ndarray | None]],
     prov: ProvisionalIds,
     *,
     lo: tuple[int, ...],
@@ -171,8 +171,8 @@ def segment_in_chunks(
 ) -> None:
     """Segment component ``number`` of class ``cls_id`` (bounding box ``lo:hi``) chunk by chunk.
 
-    ``read_window(a, b)`` returns (classes, component numbers, centre values or None) of planes
-    ``a:b`` cropped in-plane to the box. Markers are found chunk by chunk (exact: the halo covers
+    ``read_window(a, b)`` returns (component numbers, centre values or None) of planes ``a:b``
+    cropped in-plane to the box. Markers are found chunk by chunk (exact: the halo covers
     the peak search) and numbered over the whole component; each chunk's watershed is then
     seeded with every marker inside its halo'd window, so an object has the same id in every
     chunk. Voxels no marker in the window reaches form extra instances, joined to the previous
@@ -188,8 +188,9 @@ def segment_in_chunks(
 
     def window(a: int, b: int) -> tuple[int, np.ndarray, np.ndarray]:
         w0, w1 = max(a - halo, lo[0]), min(b + halo, hi[0])
-        cls, comp, values = read_window(w0, w1)
+        comp, values = read_window(w0, w1)
         mask = comp == number
+        del comp
         vals = mask_distance(mask, config.spacing) if config.method == "distance" else values
         return w0, mask, vals
 
@@ -200,6 +201,7 @@ def segment_in_chunks(
         coords = np.argwhere(peaks[a - w0: b - w0])
         coords[:, 0] += a - lo[0]
         found.append(coords)
+        del mask, vals, peaks
     coords = np.concatenate(found)
     marker_ids, n_markers = _label_sparse(coords, box, structure)
     off = prov.reserve(n_markers)
@@ -213,9 +215,11 @@ def segment_in_chunks(
         local = coords[here].copy()
         local[:, 0] -= w0 - lo[0]
         markers[tuple(local.T)] = marker_ids[here]
-        ws = seeded_flood(vals, markers, mask, structure).astype(np.int64)
-        ids = np.where(ws > 0, ws + off, 0)
+        ws = seeded_flood(vals, markers, mask, structure)
+        del vals, markers
+        ids = np.where(ws > 0, ws.astype(np.int64) + off, 0)
         lost = mask & (ws == 0)
+        del ws
         if lost.any():
             orph, k = ndi_label(lost, structure)
             o = prov.reserve(k)
@@ -228,7 +232,8 @@ def segment_in_chunks(
         core_ids = ids[a - w0: b - w0]
         prov.put((a, *lo[1:]), core_ids, np.where(core_ids > 0, cls_id, 0))
         keep = min(halo, core_ids.shape[0])
-        prev_ids, prev_start = core_ids[-keep:], b - keep
+        prev_ids, prev_start = core_ids[-keep:].copy(), b - keep
+        del mask, ids, core_ids, lost
 
 
 def ndi_label(mask: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, int]:

@@ -57,6 +57,17 @@ def _write_ids(ids: np.ndarray, origin: Any, cls: np.ndarray, prov: ProvisionalI
     target[sel] = lut[ids[sel]]
 
 
+def _groups(small: np.ndarray, clo: np.ndarray, chi: np.ndarray, voxels: int) -> list[np.ndarray]:
+    """Split components into runs along the first axis whose shared box holds about ``voxels`` voxels."""
+    lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
+    area = int(np.prod(hi[1:] - lo[1:]))
+    planes = max(1, voxels // max(area, 1))
+    key = (clo[small, 0] - lo[0]) // planes
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    return np.split(small[order], cuts)
+
+
 def release_pages(arr: Any) -> None:
     """Let the OS drop the pages of a shared memory map read or written so far (bounded RSS)."""
     mm = getattr(arr, "_mmap", None)
@@ -198,7 +209,9 @@ def segment_and_write(
 
     by_end = sweep[np.argsort(chi[sweep, 0], kind="stable")]
     crop_size = np.prod(chi - clo, axis=1)
-    classes_of = np.concatenate([[0], index.classes]).astype(np.int64)
+    classes_of = np.concatenate([[0], index.classes]).astype(np.uint8 if index.classes.max(initial=0) < 256
+                                                            else np.int64)
+    group_voxels = max(1, config.max_voxels // 8)  # a pass over a shared box needs ~100 bytes per voxel
     picked = np.zeros(n + 1, bool)
     done = np.zeros(n, bool)
     capacity = min(tall_planes + slab, shape[0])
@@ -219,13 +232,14 @@ def segment_and_write(
         done[ready] = True
         # small components wait (their planes stay in the buffer) until the next step would not fit
         if waiting.size and (b == shape[0] or b + slab - int(clo[waiting, 0].min()) > capacity):
-            small, waiting = waiting, waiting[:0]
-            done[small] = True
-            lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
-            shared = float(np.prod(hi - lo)) * np.unique(index.classes[small]).size
-            if small.size < BATCH_MIN or shared > float(crop_size[small].sum()) + small.size * OVERHEAD_VOXELS:
-                ready = np.concatenate([ready, small])
-            else:  # many small components: one pass over the box they share
+            done[waiting] = True
+            for small in _groups(waiting, clo, chi, group_voxels):
+                lo, hi = clo[small].min(axis=0), chi[small].max(axis=0)
+                shared = float(np.prod(hi - lo)) * np.unique(index.classes[small]).size
+                if small.size < BATCH_MIN or shared > float(crop_size[small].sum()) + small.size * OVERHEAD_VOXELS:
+                    ready = np.concatenate([ready, small])
+                    continue
+                # many small components: one pass over the box they share
                 lo[0] -= buf.b0
                 hi[0] -= buf.b0
                 region = tuple(slice(int(u), int(w)) for u, w in zip(lo, hi, strict=True))
@@ -241,6 +255,8 @@ def segment_and_write(
                 if (counts >= 2).any():
                     origin = np.asarray(lo) + np.eye(nd, dtype=np.int64)[0] * buf.b0
                     _write_ids(ids, origin, classes_of[comp_sel], prov, buf.ids[region], shape)
+                del comp_sel, ids
+            waiting = waiting[:0]
         for c in ready:
             c = int(c)
             region = (slice(int(clo[c, 0]) - buf.b0, int(chi[c, 0]) - buf.b0),
@@ -272,12 +288,12 @@ def segment_in_chunks_of(index: ComponentIndex, c: int, labels: Any, read_cls: A
     hi = tuple(int(v) for v in np.minimum(index.hi[c] + 1, shape))
     region = tuple(slice(a, b) for a, b in zip(lo[1:], hi[1:], strict=True))
     want_values = config.method == "centers"
-    cls_lut = np.concatenate([[0], index.classes]).astype(np.int64)
 
-    def read_window(a: int, b: int, region: tuple[slice, ...] = region) -> tuple[Any, Any, Any]:
+    def read_window(a: int, b: int, region: tuple[slice, ...] = region) -> tuple[Any, Any]:
         comp_all = index.components_in(read_cls, a, b, region=region)
-        vals = np.asarray(centers[(slice(a, b), *region)], np.float32) if want_values else None
-        return cls_lut[comp_all], comp_all, vals
+        vals = np.array(centers[(slice(a, b), *region)], np.float32) if want_values else None
+        release_pages(centers)
+        return comp_all, vals
 
     plane = int(np.prod([b - a for a, b in zip(lo[1:], hi[1:], strict=True)], dtype=np.int64))
     halo = max(peak_radii(config, nd)[0] + 1, 4)

@@ -78,7 +78,9 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
     """
     radii = tuple(int(r) for r in radii)
     fg = comp > 0
-    v = np.where(fg, np.nan_to_num(np.asarray(values, np.float64), nan=-np.inf), -np.inf)
+    v = np.array(values, np.float64)
+    np.nan_to_num(v, copy=False, nan=-np.inf)
+    v[~fg] = -np.inf
     which = fg & (v > threshold)
     size = _box(radii)
     peaks = which & (v >= ndi.maximum_filter(v, size=size, mode="constant", cval=-np.inf))
@@ -86,8 +88,8 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
         return peaks
     unsure = which & ~peaks
     if unsure.any():
-        comp = comp.astype(np.int64, copy=False)
         top = int(comp.max()) + 1  # a cval scipy holds exactly (it passes cval as a double)
+        comp = comp.astype(np.int32 if top < 2**31 - 1 else np.int64, copy=False)
         mixed = unsure & ((ndi.maximum_filter(comp, size=size, mode="constant", cval=0) != comp)
                           | (ndi.minimum_filter(np.where(fg, comp, top), size=size, mode="constant", cval=top) != comp))
         if mixed.any():
