@@ -214,7 +214,8 @@ def instances_from_maps(
     out : writable array of the same shape (uint32 recommended); every voxel is overwritten.
     config : method and settings (default :class:`InstanceConfig`).
     image : input image for the mean intensity, same spatial shape (channel last if any).
-    slab : planes per read for the component scan and the final pass (default: half a window).
+    slab : planes per read for the component scan and the sweep (default: a quarter of the buffer,
+        ``max_voxels`` voxels of whole planes).
     progress : optional ``progress(task, done, total)`` callback.
 
     Returns

@@ -16,7 +16,11 @@ by its class, first voxel, voxel count and bounding box. :func:`segment_and_writ
    of each object's first voxel, see :meth:`pointseg_cli.infer.bigcomp.ProvisionalIds.finalize`)
    and added to the object table.
 
-A component that turns out to be one object (no marker, or one) costs no write at all: its
+Small components (noise specks, granules) are not worth a call each: they wait while the
+buffer has room and are then segmented together, in runs of planes, in one pass over the box
+they share (:func:`pointseg_cli.infer.watershed.segment_many`), when that box costs less than
+their own boxes plus a fixed cost per call (:data:`OVERHEAD_VOXELS`). Both ways give the same
+ids. A component that turns out to be one object (no marker, or one) costs no write at all: its
 voxels take its id from a lookup table when the planes are written.
 """
 
