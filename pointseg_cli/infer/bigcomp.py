@@ -44,6 +44,7 @@ class ProvisionalIds:
         self._cls = np.zeros(1024, np.int64)
         self._final = np.zeros(1024, np.uint32)
         self._final_cls: list[np.ndarray] = []
+        self._open = 1  # the smallest id that may still lack a final id
 
     def reserve(self, k: int) -> int:
         """Reserve ``k`` new ids; returns the offset to add to local ids 1..k."""
@@ -95,13 +96,16 @@ class ProvisionalIds:
         Returns the lookup table provisional -> final id (0 for ids not numbered yet). Ids that
         were reserved but never written (merged into another) get no final id.
         """
-        first = self._first[1: self.n + 1]
-        new = np.flatnonzero((first < upto) & (self._final[1: self.n + 1] == 0))
+        start = self._open  # ids below it all have final ids (or were never written)
+        first = self._first[start: self.n + 1]
+        new = np.flatnonzero((first < upto) & (self._final[start: self.n + 1] == 0))
         if new.size:
-            new = new[np.argsort(first[new], kind="stable")]
-            self._final[new + 1] = np.arange(self.n_final + 1, self.n_final + new.size + 1, dtype=np.uint32)
-            self._final_cls.append(self._cls[new + 1])
+            new = new[np.argsort(first[new], kind="stable")] + start
+            self._final[new] = np.arange(self.n_final + 1, self.n_final + new.size + 1, dtype=np.uint32)
+            self._final_cls.append(self._cls[new])
             self.n_final += int(new.size)
+            still = np.flatnonzero(self._final[start: self.n + 1] == 0)
+            self._open = start + int(still[0]) if still.size else self.n + 1
         return self._final[: self.n + 1]
 
     def final_classes(self) -> np.ndarray:

@@ -84,12 +84,14 @@ class ObjectAccumulator:
         """Make room for ids up to ``n`` (ids are numbered as the planes are written)."""
         if n <= self.n:
             return
-        extra = n - self.n
-        self.voxels = np.concatenate([self.voxels, np.zeros(extra, np.int64)])
-        self.sums = np.concatenate([self.sums, np.zeros((extra, self.ndim), np.float64)])
-        self.intensity = np.concatenate([self.intensity, np.zeros((extra, self.channels), np.float64)])
-        self.lo = np.concatenate([self.lo, np.full((extra, self.ndim), np.iinfo(np.int64).max, np.int64)])
-        self.hi = np.concatenate([self.hi, np.zeros((extra, self.ndim), np.int64)])
+        have = self.voxels.shape[0]
+        if n + 1 > have:  # capacity doubles, so growing id by id costs linear time overall
+            extra = max(n + 1, 2 * have) - have
+            self.voxels = np.concatenate([self.voxels, np.zeros(extra, np.int64)])
+            self.sums = np.concatenate([self.sums, np.zeros((extra, self.ndim), np.float64)])
+            self.intensity = np.concatenate([self.intensity, np.zeros((extra, self.channels), np.float64)])
+            self.lo = np.concatenate([self.lo, np.full((extra, self.ndim), np.iinfo(np.int64).max, np.int64)])
+            self.hi = np.concatenate([self.hi, np.zeros((extra, self.ndim), np.int64)])
         self.n = n
 
     def add(self, ids: np.ndarray, start: int, image: np.ndarray | None = None) -> None:
@@ -104,7 +106,7 @@ class ObjectAccumulator:
         vals = flat[idx].astype(np.int64, copy=False)
         counts = np.bincount(vals, minlength=self.n + 1)
         present = np.flatnonzero(counts)  # ids > 0 only
-        self.voxels += counts
+        self.voxels[: counts.size] += counts
         dense_lut = np.zeros(self.n + 1, np.int32 if present.size < 2**31 - 1 else np.int64)
         dense_lut[present] = np.arange(1, present.size + 1)
         dense = dense_lut[vals]  # foreground voxels only, numbered 1..m-1
@@ -128,12 +130,13 @@ class ObjectAccumulator:
     def table(self, classes: np.ndarray, *, spacing: Sequence[float] | None = None,
               with_intensity: bool = False) -> ObjectTable:
         """The table of ids 1..n (``classes[i]`` is the class of id ``i + 1``)."""
-        vox = self.voxels[1:]
+        k = self.n + 1
+        vox = self.voxels[1:k]
         div = np.maximum(vox, 1)[:, None]
         return ObjectTable(
-            ids=np.arange(1, self.n + 1, dtype=np.int64), classes=np.asarray(classes, np.int64), voxels=vox.copy(),
-            centroid=self.sums[1:] / div, lo=self.lo[1:].copy(), hi=self.hi[1:].copy(),
-            mean_intensity=self.intensity[1:] / div if with_intensity and self.channels else None,
+            ids=np.arange(1, k, dtype=np.int64), classes=np.asarray(classes, np.int64), voxels=vox.copy(),
+            centroid=self.sums[1:k] / div, lo=self.lo[1:k].copy(), hi=self.hi[1:k].copy(),
+            mean_intensity=self.intensity[1:k] / div if with_intensity and self.channels else None,
             spacing=None if spacing is None else tuple(float(s) for s in spacing),
         )
 
