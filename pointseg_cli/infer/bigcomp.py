@@ -172,6 +172,7 @@ def segment_in_chunks(
     core: int,
     halo: int,
     config: Any,
+    release: Callable[[], None] | None = None,
 ) -> None:
     """Segment component ``number`` of class ``cls_id`` (bounding box ``lo:hi``) chunk by chunk.
 
@@ -180,7 +181,8 @@ def segment_in_chunks(
     the peak search) and numbered over the whole component; each chunk's watershed is then
     seeded with every marker inside its halo'd window, so an object has the same id in every
     chunk. Voxels no marker in the window reaches form extra instances, joined to the previous
-    chunk's instance they overlap by more than half.
+    chunk's instance they overlap by more than half. ``release()``, if given, is called after
+    every window (to let memory-mapped inputs and outputs drop their pages).
     """
     from pointseg_cli.infer.watershed import find_peaks, mask_distance, neighbourhood, peak_radii, seeded_flood
 
@@ -206,6 +208,8 @@ def segment_in_chunks(
         coords[:, 0] += a - lo[0]
         found.append(coords)
         del mask, vals, peaks
+        if release is not None:
+            release()
     coords = np.concatenate(found)
     marker_ids, n_markers = _label_sparse(coords, box, structure)
     off = prov.reserve(n_markers)
@@ -238,6 +242,8 @@ def segment_in_chunks(
         keep = min(halo, core_ids.shape[0])
         prev_ids, prev_start = core_ids[-keep:].copy(), b - keep
         del mask, ids, core_ids, lost
+        if release is not None:
+            release()
 
 
 def ndi_label(mask: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, int]:

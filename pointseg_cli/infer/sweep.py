@@ -309,5 +309,9 @@ def segment_in_chunks_of(index: ComponentIndex, c: int, labels: Any, read_cls: A
         "whole-volume run near chunk borders",
         number, int(index.classes[c]), lo, hi, int(index.voxels[c]), config.max_voxels, core, halo,
     )
+    def release() -> None:
+        for arr in (prov.out, labels, centers):
+            release_pages(arr)
+
     run(read_window, prov, lo=lo, hi=hi, number=number, cls_id=int(index.classes[c]), core=core, halo=halo,
-        config=config)
+        config=config, release=release)
