@@ -18,10 +18,10 @@ checked to equal the reference voxel for voxel.
 
 ``--segment`` times ``segment_file`` with the default ``nuclei-3d`` model on a synthetic nuclei
 volume (64x512x512, ``pointseg demo-data``'s generator) without instances and with each method,
-interleaved in one process, and prints the share the instance step adds. Until ``nuclei-3d`` has
-a centre output, the ``centers`` run wraps it with a stand-in centre output (the foreground
-probability times the normalised intensity, computed per tile) so that the centre map is blended,
-spooled and segmented as it would be.
+interleaved in one process, and prints the share the instance step adds. ``centers`` uses the
+model's centre output; for a model without one (older ``nuclei-3d`` releases) it wraps the model
+with a stand-in centre output (the foreground probability times the normalised intensity,
+computed per tile) so that the centre map is blended, spooled and segmented as it would be.
 
 Usage::
 
