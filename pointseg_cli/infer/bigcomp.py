@@ -142,21 +142,32 @@ def _label_sparse(coords: np.ndarray, shape: tuple[int, ...], structure: np.ndar
 
     if coords.shape[0] == 0:
         return np.zeros(0, np.int64), 0
+    # Lean on memory (every voxel of a thin plateau can be a marker voxel: millions of them):
+    # int32 indices where they fit, and each neighbour pair once (forward offsets only).
+    idx_t = np.int32 if coords.shape[0] < 2**31 - 1 else np.int64
     flat = np.ravel_multi_index(coords.T, shape)
-    order = np.argsort(flat)
+    order = np.argsort(flat).astype(idx_t)
     flat_sorted = flat[order]
+    del flat
     rows, cols = [], []
     centre = np.array(structure.shape) // 2
-    for off in np.argwhere(structure) - centre:
+    offsets = [o for o in np.argwhere(structure) - centre if tuple(o) > (0,) * len(shape)]
+    for off in offsets:
         nb = coords + off
-        inside = np.all((nb >= 0) & (nb < np.asarray(shape)), axis=1)
+        inside = np.flatnonzero(np.all((nb >= 0) & (nb < np.asarray(shape)), axis=1))
         q = np.ravel_multi_index(nb[inside].T, shape)
+        del nb
         pos = np.searchsorted(flat_sorted, q)
-        hit = (pos < flat.size) & (flat_sorted[np.minimum(pos, flat.size - 1)] == q)
-        rows.append(np.flatnonzero(inside)[hit])
+        hit = (pos < flat_sorted.size) & (flat_sorted[np.minimum(pos, flat_sorted.size - 1)] == q)
+        rows.append(inside[hit].astype(idx_t))
         cols.append(order[pos[hit]])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    graph = coo_matrix((np.ones(r.size), (r, c)), shape=(flat.size, flat.size))
+        del q, pos, hit, inside
+    del order, flat_sorted
+    r = np.concatenate(rows) if rows else np.zeros(0, idx_t)
+    c = np.concatenate(cols) if cols else np.zeros(0, idx_t)
+    del rows, cols
+    graph = coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(coords.shape[0], coords.shape[0]))
+    del r, c
     n, lab = connected_components(graph, directed=False)
     return lab + 1, int(n)
 

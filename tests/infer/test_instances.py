@@ -335,3 +335,14 @@ def test_chunked_component_lets_the_output_map_drop_its_pages(tmp_path, monkeypa
     res = instances_from_maps(cls, cen, out, config=InstanceConfig(method="centers", max_voxels=32 * 32 * 12))
     assert res.approximate
     assert sum(during and a is out for during, a in released) >= 2 * 3  # two passes over several chunks
+
+
+@pytest.mark.parametrize("connectivity", [1, 2, 3])
+def test_sparse_marker_labelling_equals_scipy_label(connectivity):
+    from pointseg_cli.infer.bigcomp import _label_sparse
+
+    mask = np.random.default_rng(connectivity).random((12, 20, 20)) < 0.3
+    structure = neighbourhood(3, connectivity)
+    ref, n = ndi.label(mask, structure)
+    lab, k = _label_sparse(np.argwhere(mask), mask.shape, structure)
+    assert k == n and same_partition(ref[mask], lab)
