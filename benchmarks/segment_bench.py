@@ -22,9 +22,16 @@ volume (how far tile-border effects reach); ``--session-options`` compares model
 with onnxruntime's default session options and ours.
 
 ``--memory`` instead segments a large uint16 volume (default 2 GB, written with a tifffile
-memmap) with the tiny embedded ``test-3d`` model in a child process and prints its peak RSS
-(target < 1 GB); the peer is not run there (it would hold the whole volume as float32 plus
-float32 logits for every class) and its need is only estimated.
+memmap) with the tiny embedded ``test-3d`` model in a child process, with instances on
+(``--memory-instances``, default ``auto``: ``distance`` for this model, which has no centre
+output; ``centers`` adds a stand-in centre output), and prints its peak RSS (target < 1.5 GB with
+instances, < 1 GB without); the peer is not run there (it would hold the whole volume as float32
+plus float32 logits for every class) and its need is only estimated. The volume is dark balls
+with soft edges (radius 5-9 voxels, about one per 20,000 voxels) on a bright background with
+noise, which the untrained ``test-3d`` labels as objects (``--memory-volume waves`` gives the
+smooth pattern of the other runs, which it labels as one volume-filling object plus millions of
+noise specks: a worst case for the instance step's per-object tables, about 0.4 kB per object). ``nuclei-3d``
+would take most of an hour on 2 GB with 2 CPU cores, hence the tiny model.
 
 Run (CPU, this machine)::
 
@@ -72,6 +79,38 @@ def make_volume(path: Path, shape: tuple[int, ...], *, seed: int = 0) -> None:
         n = min(step, shape[0] - z)
         noise = rng.normal(0, 100, size=(n, *shape[1:])).astype(np.float32)
         mm[z : z + n] = np.clip(base[None] * (1 + 0.3 * np.sin(z / 5.0)) + noise, 0, 65535).astype(np.uint16)
+    mm.flush()
+    del mm
+
+
+def make_blob_volume(path: Path, shape: tuple[int, ...], *, seed: int = 0) -> None:
+    """A uint16 volume of dark balls with soft edges on a bright, noisy background, written plane block by block."""
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(shape) / 20_000)
+    radii = rng.uniform(5, 9, n)
+    centres = rng.uniform(0, 1, (n, 3)) * np.asarray(shape)
+    reach = 1.5 * radii  # darkness clip(1.5 - d / r, 0, 1) fades out at 1.5 radii
+    order = np.argsort(centres[:, 0] - reach)
+    centres, radii, reach = centres[order], radii[order], reach[order]
+    mm = tifffile.memmap(path, shape=shape, dtype=np.uint16)
+    step = 16
+    for z in range(0, shape[0], step):
+        z1 = min(z + step, shape[0])
+        dark = np.zeros((z1 - z, *shape[1:]), np.float32)
+        k = int(np.searchsorted(centres[:, 0] - reach, z1))
+        for i in np.flatnonzero(centres[:k, 0] + reach[:k] >= z):
+            c, r = centres[i], reach[i]
+            lo = np.maximum(np.floor(c - r).astype(int), (z, 0, 0))
+            hi = np.minimum(np.ceil(c + r).astype(int) + 1, (z1, *shape[1:]))
+            if np.all(hi > lo):
+                grid = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
+                d = np.sqrt(sum((g - ci) ** 2 for g, ci in zip(grid, c, strict=True))) / radii[i]
+                box = (slice(lo[0] - z, hi[0] - z), *(slice(a, b) for a, b in zip(lo[1:], hi[1:], strict=True)))
+                np.maximum(dark[box], np.clip(1.5 - d, 0, 1), out=dark[box])
+        block = 2000 - 1400 * dark + rng.normal(0, 40, size=dark.shape).astype(np.float32)
+        mm[z:z1] = np.clip(block, 0, 65535).astype(np.uint16)
     mm.flush()
     del mm
 
@@ -369,11 +408,12 @@ def run_memory(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pointseg-mem-"))
     vol = tmp / "big.tif"
     t = time.perf_counter()
-    make_volume(vol, shape)
-    print(f"wrote {shape} uint16 ({vol.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.0f} s")
+    (make_blob_volume if args.memory_volume == "blobs" else make_volume)(vol, shape)
+    print(f"wrote {shape} uint16 ({vol.stat().st_size / 1e9:.2f} GB, {args.memory_volume}) in "
+          f"{time.perf_counter() - t:.0f} s")
     tile_arg = "default" if args.tile_memory is None else ",".join(map(str, args.tile_memory))
     cmd = [sys.executable, __file__, "--memory-child", str(vol), "--tile-memory", tile_arg,
-           "--batch-size", str(args.batch_size)]
+           "--batch-size", str(args.batch_size), "--memory-instances", args.memory_instances]
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t
@@ -386,22 +426,29 @@ def run_memory(args: argparse.Namespace) -> None:
     peak_mb = child["vmhwm_mb"]
     peer_gb = int(np.prod(shape)) * (2 + 4 + 4 * 2 + 4) / 1e9
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (shared, noisy)")
+    target = 1024 if args.memory_instances == "none" else 1536
     print(f"ours: segmented in {child['seconds']:.0f} s ({child['mvox_s']:.2f} Mvox/s, wall {wall:.0f} s), "
-          f"tile {tuple(child['tile'])} ({tile_arg}), model test-3d, peak RSS {peak_mb:.0f} MB (target < 1024 MB)")
+          f"tile {tuple(child['tile'])} ({tile_arg}), model test-3d, instances {child['method']} "
+          f"({child['objects']} objects), peak RSS {peak_mb:.0f} MB (target < {target} MB)")
     print(f"peer (MONAI, not run, estimate): volume uint16 + float32 copy + float32 logits for 2 classes + "
           f"float32 count map = {peer_gb:.1f} GB; ratio of peak memory peer/ours >= {peer_gb * 1e3 / peak_mb:.1f}x")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def memory_child(path: str, tile: tuple[int, ...] | None, batch_size: int) -> None:
+def memory_child(path: str, tile: tuple[int, ...] | None, batch_size: int, instances: str) -> None:
     from pointseg_cli.infer.predictors import OrtPredictor
     from pointseg_cli.infer.segment import SegmentOptions, _grid_for, segment_file
     from pointseg_cli.io.images import open_image
     from pointseg_cli.zoo import fetch
 
     pred = OrtPredictor(fetch("test-3d"), device="cpu")
+    if instances == "centers" and not pred.metadata.has_centers:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from instances_bench import SyntheticCentres
+
+        pred = SyntheticCentres(pred)
     out = Path(path).parent / "out"
-    opts = SegmentOptions(tile=tile, batch_size=batch_size)
+    opts = SegmentOptions(tile=tile, batch_size=batch_size, instances=instances)
     grid = _grid_for(tuple(open_image(path).info.spatial_shape), pred, opts)
     res = segment_file(path, out, pred, options=opts)
     hwm_kb = 0
@@ -412,7 +459,7 @@ def memory_child(path: str, tile: tuple[int, ...] | None, batch_size: int) -> No
     if not hwm_kb:
         hwm_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": res.seconds, "mvox_s": res.voxels_per_second / 1e6, "vmhwm_mb": hwm_kb / 1024,
-                      "tile": list(grid.tile)}))
+                      "tile": list(grid.tile), "method": res.instance_method or "none", "objects": res.n_objects or 0}))
 
 
 def main() -> None:
@@ -430,6 +477,10 @@ def main() -> None:
     ap.add_argument("--memory-gb", type=float, default=2.0)
     ap.add_argument("--tile-memory", type=lambda t: None if t == "default" else _ints(t), default=(32, 128, 128),
                     help="tile of the --memory run ('default': segment's default, the model's tile grown)")
+    ap.add_argument("--memory-instances", choices=("none", "auto", "distance", "components", "centers"),
+                    default="auto", help="instances in the --memory run (auto: distance for test-3d)")
+    ap.add_argument("--memory-volume", choices=("blobs", "waves"), default="blobs",
+                    help="--memory volume: dark balls (objects for test-3d) or the smooth pattern")
     ap.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--border-study", action="store_true",
                     help="labels of tiled vs one-tile whole-volume inference per overlap and trim")
@@ -456,7 +507,7 @@ def main() -> None:
     if args.default_shape == (0,):
         args.default_shape = None
     if args.memory_child:
-        memory_child(args.memory_child, args.tile_memory, args.batch_size)
+        memory_child(args.memory_child, args.tile_memory, args.batch_size, args.memory_instances)
     elif args.memory:
         run_memory(args)
     elif args.border_study:

@@ -5,8 +5,9 @@ Methods (:data:`INSTANCE_METHODS`)
         Markers are the peaks of the centre map inside each object class: voxels whose centre
         value exceeds ``threshold`` and is the largest among the voxels *of the same connected
         component* within ``min_distance`` (a plateau of equal peak values is one marker). A
-        seeded watershed (scikit-image) then grows the markers over the component, highest
-        centre values first.
+        seeded watershed then grows the markers over the component, highest centre values
+        first (scikit-image's algorithm, run by a compiled kernel; see
+        :mod:`pointseg_cli.infer._ws_kernels`).
     ``distance``
         The same, with the Euclidean distance to the nearest voxel of another class (voxel
         spacing respected) in place of the centre map: the classic distance-transform watershed,
@@ -24,32 +25,35 @@ Why streaming is exact
     mask, and the distance of a voxel to the nearest other-class voxel is attained within the
     component's bounding box grown by one voxel. Watershed ties are broken by raster position
     (the flooding order is the rank of ``(-value, raster index)``), which is the same in any
-    crop that holds the whole component. So processing each component in a window that holds
-    it gives exactly what the whole volume gives, and ids are numbered 1..N in raster order of
-    each object's first voxel, so streamed and whole-volume results are identical arrays.
+    crop that holds the whole component. So segmenting each component alone in its bounding
+    box grown by one voxel gives exactly what the whole volume gives, and ids are numbered 1..N
+    in raster order of each object's first voxel, so streamed and whole-volume results are
+    identical arrays. (:mod:`pointseg_cli.infer.watershed_reference` computes the same result
+    over whole arrays at once; the tests compare the two.)
 
-    :func:`instances_from_maps` reads the maps ``max_voxels`` at a time: (1) connected
-    components slab by slab, joined across slab faces (:mod:`pointseg_cli.infer.stitch`);
-    (2) windows of whole planes, each segmenting the components that lie entirely inside it;
-    a component taller than a window is segmented alone in its bounding box; (3) ids renumbered
-    and the object table accumulated slab by slab. Only a single component whose bounding box
-    holds more than ``max_voxels`` voxels is handled approximately (see
-    :mod:`pointseg_cli.infer.bigcomp`); a warning names it.
+    :func:`instances_from_maps` reads the maps a few planes at a time: (1) connected components
+    slab by slab, joined across slab faces (:mod:`pointseg_cli.infer.stitch`); (2) one sweep
+    over the planes that segments each component alone as soon as it has been read whole and
+    writes every plane once, with final ids, while accumulating the object table
+    (:mod:`pointseg_cli.infer.sweep`). Components of one or two voxels are one object each
+    without any work, and a component that has at most one marker is written from a lookup
+    table. Only a single component whose box holds more than ``max_voxels`` voxels is handled
+    approximately (see :mod:`pointseg_cli.infer.bigcomp`); a warning names it.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from pointseg_cli.errors import ConfigError, InputError, check_choice
 from pointseg_cli.infer.objects import ObjectAccumulator, ObjectTable
-from pointseg_cli.infer.stitch import ComponentIndex, label_block, scan_components
-from pointseg_cli.infer.watershed import neighbourhood, peak_radii, segment_components
+from pointseg_cli.infer.stitch import scan_components
+from pointseg_cli.infer.sweep import release_pages, segment_and_write
+from pointseg_cli.infer.watershed import neighbourhood
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -74,7 +78,9 @@ class InstanceConfig:
         0.3), the distance in spacing units for ``distance`` (default 0: any peak).
     connectivity : 1 (faces) up to ndim (faces, edges and corners), for components and
         watershed alike.
-    max_voxels : voxels per window when streaming (memory grows about 60 bytes per voxel).
+    max_voxels : the largest component box segmented in one piece (larger ones are segmented
+        in chunks, approximately) and the size of the plane buffer of the streamed sweep; the
+        instance step needs up to about 50 bytes per voxel of it.
     """
 
     method: str = "centers"
@@ -82,7 +88,7 @@ class InstanceConfig:
     min_distance: float = 3.0
     threshold: float | None = None
     connectivity: int = 1
-    max_voxels: int = 8_000_000
+    max_voxels: int = 16_000_000
 
     def __post_init__(self) -> None:
         check_choice("instance method", self.method, INSTANCE_METHODS)
@@ -150,7 +156,11 @@ def _check_maps(shape: tuple[int, ...], centers: Any, cfg: InstanceConfig) -> No
 
 def label_instances(class_map: np.ndarray, centers: np.ndarray | None = None, *,
                     config: InstanceConfig | None = None) -> np.ndarray:
-    """Instance ids of a class map held in memory (the whole-volume reference).
+    """Instance ids of a class map held in memory.
+
+    The streamed path (:func:`instances_from_maps`) on the in-memory arrays with a window as
+    large as the array, so no component is ever approximated; equal, voxel for voxel, to the
+    plain whole-array computation of :func:`pointseg_cli.infer.watershed_reference.reference_instances`.
 
     Parameters
     ----------
@@ -165,12 +175,12 @@ def label_instances(class_map: np.ndarray, centers: np.ndarray | None = None, *,
     cfg = config or InstanceConfig()
     cls = np.asarray(class_map)
     _check_maps(cls.shape, centers, cfg)
+    out = np.zeros(cls.shape, np.uint32)
     if cfg.method == "none":
-        return np.zeros(cls.shape, np.uint32)
-    comp, _ = label_block(cls, neighbourhood(cls.ndim, cfg.connectivity))
-    values = None if centers is None else np.asarray(centers, np.float32)
-    ids, _ = segment_components(cls, comp, values, config=cfg)
-    return renumber_by_first_voxel(ids)
+        return out
+    whole = replace(cfg, max_voxels=max(cfg.max_voxels, 2 * int(cls.size)))
+    instances_from_maps(cls, None if centers is None else np.asarray(centers), out, config=whole)
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -179,83 +189,6 @@ def label_instances(class_map: np.ndarray, centers: np.ndarray | None = None, *,
 
 def _empty_table(ndim: int, spacing: tuple[float, ...] | None) -> ObjectTable:
     return ObjectAccumulator(0, ndim).table(np.zeros(0, np.int64), spacing=spacing)
-
-
-def _segment_windows(index: ComponentIndex, labels: Any, read_cls: Any, centers: Any, prov: Any,
-                     cfg: InstanceConfig, depth: int, progress: ProgressCallback | None) -> list[int]:
-    """Pass 2: segment every component in a window that holds it; returns approximated ones."""
-    from pointseg_cli.infer.bigcomp import segment_in_chunks
-
-    shape, nd = index.shape, len(index.shape)
-    cls_lut = np.concatenate([[0], index.classes]).astype(np.uint8 if index.classes.max(initial=0) < 256 else np.int64)
-    want_values = cfg.method == "centers"
-    zlo = np.maximum(index.lo[:, 0] - 1, 0)
-    zhi = np.minimum(index.hi[:, 0] + 1, shape[0])
-    tall = (zhi - zlo) > depth
-    order = np.flatnonzero(~tall)
-    order = order[np.argsort(zlo[order], kind="stable")]
-    zl, zh = zlo[order], zhi[order]
-    done = np.zeros(order.size, bool)
-    cache: dict[int, np.ndarray] = {}
-    i = 0
-    while i < order.size:
-        if done[i]:
-            i += 1
-            continue
-        z0 = int(zl[i])
-        z1 = min(z0 + depth, shape[0])
-        j = int(np.searchsorted(zl, z1))
-        pick = np.arange(i, j)
-        pick = pick[~done[pick] & (zh[pick] <= z1)]
-        done[pick] = True
-        comp_all = index.components_in(read_cls, z0, z1, cache=cache)
-        sel = np.zeros(index.n + 1, bool)
-        sel[order[pick] + 1] = True
-        cls_w = cls_lut[comp_all]
-        values = np.asarray(centers[z0:z1], np.float32) if want_values else None
-        local, k = segment_components(cls_w, np.where(sel[comp_all], comp_all, 0), values, config=cfg)
-        prov.write((z0,) + (0,) * (nd - 1), local, k, cls_w)
-        if progress is not None:
-            progress("instances", int(done.sum()), index.n)
-    cache.clear()
-    approximate = []
-    radii = peak_radii(cfg, nd)
-    for c in np.flatnonzero(tall):
-        number = int(c) + 1
-        lo = tuple(int(v) for v in np.maximum(index.lo[c] - 1, 0))
-        hi = tuple(int(v) for v in np.minimum(index.hi[c] + 1, shape))
-        region = tuple(slice(a, b) for a, b in zip(lo[1:], hi[1:], strict=True))
-
-        def read_window(a: int, b: int, region: tuple[slice, ...] = region) -> tuple[Any, Any, Any]:
-            comp_all = index.components_in(read_cls, a, b, region=region)
-            vals = np.asarray(centers[(slice(a, b), *region)], np.float32) if want_values else None
-            return cls_lut[comp_all], comp_all, vals
-
-        plane = int(np.prod([b - a for a, b in zip(lo[1:], hi[1:], strict=True)], dtype=np.int64))
-        if plane * (hi[0] - lo[0]) <= cfg.max_voxels:
-            # the component is one connected component of its class inside its own box: find it
-            # there from its first voxel, without relabelling whole planes
-            box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-            cls_w = np.asarray(labels[box])
-            lab, _ = ndi.label(cls_w == index.classes[c], structure=neighbourhood(nd, cfg.connectivity))
-            first = np.unravel_index(int(index.first[c]), shape)
-            own = lab[tuple(int(f) - a for f, a in zip(first, lo, strict=True))]
-            vals = np.asarray(centers[box], np.float32) if want_values else None
-            local, k = segment_components(cls_w, np.where(lab == own, number, 0), vals, config=cfg)
-            prov.write(lo, local, k, cls_w)
-            continue
-        halo = max(radii[0] + 1, 4)
-        core = max(1, cfg.max_voxels // max(plane, 1) - 2 * halo)
-        log.warning(
-            "object component %d (class %d, bounding box %s to %s, %d voxels) is larger than max_voxels=%d: "
-            "segmented in chunks of %d planes with %d-plane halos; its instance ids may differ from a "
-            "whole-volume run near chunk borders",
-            number, int(index.classes[c]), lo, hi, int(index.voxels[c]), cfg.max_voxels, core, halo,
-        )
-        segment_in_chunks(read_window, prov, lo=lo, hi=hi, number=number, cls_id=int(index.classes[c]),
-                          core=core, halo=halo, config=cfg)
-        approximate.append(number)
-    return approximate
 
 
 def instances_from_maps(
@@ -281,15 +214,14 @@ def instances_from_maps(
     out : writable array of the same shape (uint32 recommended); every voxel is overwritten.
     config : method and settings (default :class:`InstanceConfig`).
     image : input image for the mean intensity, same spatial shape (channel last if any).
-    slab : planes per read for the component scan and the final pass (default: half a window).
+    slab : planes per read for the component scan and the sweep (default: a quarter of the buffer,
+        ``max_voxels`` voxels of whole planes).
     progress : optional ``progress(task, done, total)`` callback.
 
     Returns
     -------
     InstanceResult
     """
-    from pointseg_cli.infer.bigcomp import ProvisionalIds
-
     cfg = config or InstanceConfig()
     shape = tuple(int(s) for s in labels.shape)
     _check_maps(shape, centers, cfg)
@@ -302,35 +234,18 @@ def instances_from_maps(
         return InstanceResult(method="none", n_instances=0, n_components=0, table=_empty_table(nd, cfg.spacing))
     plane = int(np.prod(shape[1:], dtype=np.int64))
     depth = max(3, cfg.max_voxels // plane)
-    slab = max(1, int(slab) if slab else depth // 2)
-    bounds = [(a, min(a + slab, shape[0])) for a in range(0, shape[0], slab)]
+    slab = max(1, int(slab) if slab else depth // 4)
+    tall = max(1, depth - slab)
 
     def read_cls(a: int, b: int) -> np.ndarray:
-        return np.asarray(labels[a:b])
+        block = np.asarray(labels[a:b])
+        if isinstance(labels, np.memmap):
+            block = block.copy()
+            release_pages(labels)
+        return block
 
-    for a, b in bounds:  # the final pass reads every voxel of ``out``: start from zeros
-        out[a:b] = 0
     index = scan_components(read_cls, shape, slab=slab, structure=neighbourhood(nd, cfg.connectivity))
-    prov = ProvisionalIds(out, shape)
-    approximate: list[int] = []
-    if cfg.method == "components":
-        cache: dict[int, np.ndarray] = {}
-        cls_lut = np.concatenate([[0], index.classes])
-        prov.reserve(index.n)  # the ids are the component numbers
-        for a, b in bounds:
-            comp = index.components_in(read_cls, a, b, cache=cache)
-            prov.put((a,) + (0,) * (nd - 1), comp, cls_lut[comp])
-    else:
-        approximate = _segment_windows(index, labels, read_cls, centers, prov, cfg, depth, progress)
-    lut, classes = prov.renumbering()
-    channels = 0 if image is None else (1 if len(image.shape) == nd else int(image.shape[-1]))
-    acc = ObjectAccumulator(int(classes.size), nd, channels=channels)
-    for a, b in bounds:
-        final = lut[np.asarray(out[a:b])]
-        out[a:b] = final
-        acc.add(final, a, None if image is None else np.asarray(image[a:b]))
-        if progress is not None:
-            progress("object table", b, shape[0])
-    table = acc.table(classes, spacing=cfg.spacing, with_intensity=image is not None)
-    return InstanceResult(method=cfg.method, n_instances=len(table), n_components=index.n, table=table,
-                          approximate=tuple(approximate))
+    table, n, approximate = segment_and_write(index, labels, read_cls, centers, out, config=cfg, image=image,
+                                              slab=slab, tall_planes=tall, progress=progress)
+    return InstanceResult(method=cfg.method, n_instances=n, n_components=index.n, table=table,
+                          approximate=approximate)

@@ -80,28 +80,42 @@ class ObjectAccumulator:
         self.lo = np.full((n + 1, ndim), np.iinfo(np.int64).max, np.int64)
         self.hi = np.zeros((n + 1, ndim), np.int64)
 
+    def grow(self, n: int) -> None:
+        """Make room for ids up to ``n`` (ids are numbered as the planes are written)."""
+        if n <= self.n:
+            return
+        have = self.voxels.shape[0]
+        if n + 1 > have:  # capacity doubles, so growing id by id costs linear time overall
+            extra = max(n + 1, 2 * have) - have
+            self.voxels = np.concatenate([self.voxels, np.zeros(extra, np.int64)])
+            self.sums = np.concatenate([self.sums, np.zeros((extra, self.ndim), np.float64)])
+            self.intensity = np.concatenate([self.intensity, np.zeros((extra, self.channels), np.float64)])
+            self.lo = np.concatenate([self.lo, np.full((extra, self.ndim), np.iinfo(np.int64).max, np.int64)])
+            self.hi = np.concatenate([self.hi, np.zeros((extra, self.ndim), np.int64)])
+        self.n = n
+
     def add(self, ids: np.ndarray, start: int, image: np.ndarray | None = None) -> None:
         """Add planes ``start : start + len(ids)`` (``ids`` full in the other axes).
 
         ``image`` is the matching block of the input image, channel last when it has channels.
         """
-        flat = ids.ravel().astype(np.int64, copy=False)
-        counts = np.bincount(flat, minlength=self.n + 1)
-        present = np.flatnonzero(counts[1:]) + 1
-        if present.size == 0:
+        flat = ids.ravel()
+        idx = np.flatnonzero(flat)
+        if idx.size == 0:
             return
-        self.voxels += counts
-        dense_lut = np.zeros(self.n + 1, np.int64)
+        vals = flat[idx].astype(np.int64, copy=False)
+        counts = np.bincount(vals, minlength=self.n + 1)
+        present = np.flatnonzero(counts)  # ids > 0 only
+        self.voxels[: counts.size] += counts
+        dense_lut = np.zeros(self.n + 1, np.int32 if present.size < 2**31 - 1 else np.int64)
         dense_lut[present] = np.arange(1, present.size + 1)
-        dense = dense_lut[ids]
+        dense = dense_lut[vals]  # foreground voxels only, numbered 1..m-1
         m = present.size + 1
+        coords = np.unravel_index(idx, ids.shape)
         for a in range(self.ndim):
-            shape = [1] * self.ndim
-            shape[a] = ids.shape[a]
-            coord = np.arange(ids.shape[a], dtype=np.float64).reshape(shape) + (start if a == 0 else 0)
-            w = np.broadcast_to(coord, ids.shape).ravel()
-            self.sums[present, a] += np.bincount(dense.ravel(), weights=w, minlength=m)[1:]
-        boxes = ndi.find_objects(dense)
+            w = coords[a].astype(np.float64) + (start if a == 0 else 0)
+            self.sums[present, a] += np.bincount(dense, weights=w, minlength=m)[1:]
+        boxes = ndi.find_objects(dense_lut[ids])
         lo = np.array([[s.start for s in b] for b in boxes], np.int64)
         hi = np.array([[s.stop for s in b] for b in boxes], np.int64)
         lo[:, 0] += start
@@ -109,19 +123,20 @@ class ObjectAccumulator:
         self.lo[present] = np.minimum(self.lo[present], lo)
         self.hi[present] = np.maximum(self.hi[present], hi)
         if self.channels and image is not None:
-            img = np.asarray(image, np.float64).reshape(flat.size, -1)
+            img = np.asarray(image).reshape(flat.size, -1)[idx].astype(np.float64)
             for ch in range(self.channels):
-                self.intensity[present, ch] += np.bincount(dense.ravel(), weights=img[:, ch], minlength=m)[1:]
+                self.intensity[present, ch] += np.bincount(dense, weights=img[:, ch], minlength=m)[1:]
 
     def table(self, classes: np.ndarray, *, spacing: Sequence[float] | None = None,
               with_intensity: bool = False) -> ObjectTable:
         """The table of ids 1..n (``classes[i]`` is the class of id ``i + 1``)."""
-        vox = self.voxels[1:]
+        k = self.n + 1
+        vox = self.voxels[1:k]
         div = np.maximum(vox, 1)[:, None]
         return ObjectTable(
-            ids=np.arange(1, self.n + 1, dtype=np.int64), classes=np.asarray(classes, np.int64), voxels=vox.copy(),
-            centroid=self.sums[1:] / div, lo=self.lo[1:].copy(), hi=self.hi[1:].copy(),
-            mean_intensity=self.intensity[1:] / div if with_intensity and self.channels else None,
+            ids=np.arange(1, k, dtype=np.int64), classes=np.asarray(classes, np.int64), voxels=vox.copy(),
+            centroid=self.sums[1:k] / div, lo=self.lo[1:k].copy(), hi=self.hi[1:k].copy(),
+            mean_intensity=self.intensity[1:k] / div if with_intensity and self.channels else None,
             spacing=None if spacing is None else tuple(float(s) for s in spacing),
         )
 

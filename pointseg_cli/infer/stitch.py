@@ -35,17 +35,23 @@ def label_block(block: np.ndarray, structure: np.ndarray) -> tuple[np.ndarray, n
     labels : numpy.ndarray, ``block.shape``, int64 (0 = background).
     classes : numpy.ndarray, (n,), the class id of each label 1..n.
     """
-    out = np.zeros(block.shape, dtype=np.int64)
     present = np.flatnonzero(np.bincount(block.ravel(), minlength=1))
+    present = present[present > 0]
+    out: np.ndarray | None = None
     classes: list[np.ndarray] = []
     n = 0
     for c in present:
-        if c == 0:
-            continue
-        lab, k = ndi.label(block == c, structure=structure, output=np.int64)
-        np.add(out, lab + n, out=out, where=lab > 0)
+        mask = block == c
+        lab, k = ndi.label(mask, structure=structure, output=np.int64)
+        if out is None:
+            out = lab
+        else:
+            lab += n
+            np.copyto(out, lab, where=mask)
         classes.append(np.full(k, c, dtype=np.int64))
         n += k
+    if out is None:
+        out = np.zeros(block.shape, dtype=np.int64)
     return out, (np.concatenate(classes) if classes else np.zeros(0, np.int64))
 
 

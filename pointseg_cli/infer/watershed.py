@@ -1,10 +1,12 @@
-"""The per-window core of instance segmentation: component-local peaks and seeded watershed.
+"""The per-component core of instance segmentation: peaks, distance map and seeded watershed.
 
 Everything here looks only at voxels of one connected component at a time (see
 :mod:`pointseg_cli.infer.instances` for why that makes streaming exact): :func:`find_peaks`
-compares a voxel with voxels of its own component, :func:`distance_map` is attained inside a
-component's box grown by one voxel, and the flooding order of :func:`segment_components` is the
-rank of ``(-value, raster index)``, so ties break the same way in any crop.
+compares a voxel with voxels of its own component, :func:`distance_map` of a component is attained
+inside its box grown by one voxel, and the flooding order is the rank of ``(-value, raster index)``,
+so ties break the same way in any crop. :func:`segment_component` is what the streamed and the
+in-memory paths run on each component; :mod:`pointseg_cli.infer.watershed_reference` holds the
+plain whole-window formulation the tests compare it with.
 """
 
 from __future__ import annotations
@@ -52,13 +54,21 @@ def _exact_peaks(v: np.ndarray, comp: np.ndarray, which: np.ndarray, radii: tupl
     return out
 
 
+def _box(radii: Sequence[int]) -> tuple[int, ...]:
+    return tuple(2 * int(r) + 1 for r in radii)
+
+
 def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], threshold: float) -> np.ndarray:
     """Voxels above ``threshold`` that hold the largest value of their component within a box.
+
+    A voxel whose box holds no larger value at all is a peak (one maximum filter); only voxels
+    with a larger value of *another* component in their box are compared voxel by voxel.
 
     Parameters
     ----------
     values : float array, any shape.
-    comp : integer component ids, same shape (0 = not considered).
+    comp : integer component ids, same shape (0 = not considered), or a boolean mask of one
+        component.
     radii : half-widths of the box per axis.
     threshold : a peak's value must exceed it.
 
@@ -68,14 +78,29 @@ def find_peaks(values: np.ndarray, comp: np.ndarray, *, radii: Sequence[int], th
     """
     radii = tuple(int(r) for r in radii)
     fg = comp > 0
-    v = np.where(fg, np.nan_to_num(np.asarray(values, np.float64), nan=-np.inf), -np.inf)
-    return _exact_peaks(v, comp.astype(np.int64, copy=False), fg & (v > threshold), radii)
+    v = np.array(values, np.float64)
+    np.nan_to_num(v, copy=False, nan=-np.inf)
+    v[~fg] = -np.inf
+    which = fg & (v > threshold)
+    size = _box(radii)
+    peaks = which & (v >= ndi.maximum_filter(v, size=size, mode="constant", cval=-np.inf))
+    if comp.dtype == bool:  # one component: nothing to compare across
+        return peaks
+    unsure = which & ~peaks
+    if unsure.any():
+        top = int(comp.max()) + 1  # a cval scipy holds exactly (it passes cval as a double)
+        comp = comp.astype(np.int32 if top < 2**31 - 1 else np.int64, copy=False)
+        mixed = unsure & ((ndi.maximum_filter(comp, size=size, mode="constant", cval=0) != comp)
+                          | (ndi.minimum_filter(np.where(fg, comp, top), size=size, mode="constant", cval=top) != comp))
+        if mixed.any():
+            peaks |= _exact_peaks(v, comp, mixed, radii)
+    return peaks
 
 
 def flood_order(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Flooding order: rank of ``(-value, raster index)`` over ``mask`` (unique, crop-invariant)."""
     idx = np.flatnonzero(mask)
-    v = np.nan_to_num(np.asarray(values, np.float64).ravel()[idx], nan=-np.inf)
+    v = np.nan_to_num(np.asarray(values).ravel()[idx], nan=-np.inf)
     order = np.argsort(-v, kind="stable")
     prio = np.zeros(mask.shape, np.float64)
     prio.ravel()[idx[order]] = np.arange(1, idx.size + 1, dtype=np.float64)
@@ -83,63 +108,136 @@ def flood_order(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def distance_map(cls: np.ndarray, c: int, spacing: Sequence[float] | None) -> np.ndarray:
-    """Distance of each voxel of class ``c`` to the nearest other voxel (rounded to 1e-9)."""
+    """Distance of each voxel of class ``c`` to the nearest other voxel (rounded to 1e-9), by scipy."""
     d = ndi.distance_transform_edt(cls == c, sampling=spacing)
     # equal distances reached through different nearest voxels may differ in the last bit
-    return np.round(d, 9)
+    return np.round(d, 9, out=d)
 
 
-def segment_components(cls: np.ndarray, comp: np.ndarray, values: np.ndarray | None, *,
-                       config: InstanceConfig, markers_out: list[np.ndarray] | None = None) -> tuple[np.ndarray, int]:
-    """Instances of every component present in ``comp`` (one window of the volume).
+def mask_distance(mask: np.ndarray, spacing: Sequence[float] | None) -> np.ndarray:
+    """Distance of each voxel of ``mask`` to the nearest voxel outside it (rounded to 1e-9).
+
+    For one connected component of a class this equals the distance to the nearest voxel of
+    another class: the nearest voxel outside a component is never of the component's class.
+    Computed by :func:`pointseg_cli.infer._ws_kernels.sq_distance_3d` (the terms and order of
+    :func:`scipy.ndimage.distance_transform_edt`, a fraction of its time and memory).
+    """
+    from pointseg_cli.infer._ws_kernels import sq_distance_3d
+
+    sp = tuple(float(v) for v in spacing) if spacing is not None else (1.0,) * mask.ndim
+    d = np.where(mask, np.inf, 0.0)
+    d3 = d.reshape((1,) * (3 - mask.ndim) + mask.shape)
+    sq_distance_3d(d3, *((1.0,) * (3 - mask.ndim) + sp))
+    np.sqrt(d, out=d)
+    # equal distances reached through different nearest voxels may differ in the last bit
+    return np.round(d, 9, out=d)
+
+
+def seeded_flood(values: np.ndarray, markers: np.ndarray, mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Seeded watershed of ``mask`` from ``markers``, highest ``values`` first (ties: raster order).
+
+    The result of ``skimage.segmentation.watershed(flood_order(values, mask), markers, mask=mask,
+    connectivity=structure)``, by :func:`pointseg_cli.infer._ws_kernels.flood`. Returns int32 labels.
+    """
+    from pointseg_cli.infer._ws_kernels import flood
+
+    mp = np.pad(mask, 1)
+    idx = np.flatnonzero(mp)
+    vals = np.nan_to_num(np.asarray(values)[mask], nan=-np.inf)
+    order = np.argsort(-vals, kind="stable")
+    del vals
+    rank = np.zeros(mp.shape, np.int32 if idx.size < 2**31 - 1 else np.int64)
+    rank.ravel()[idx[order]] = np.arange(1, idx.size + 1, dtype=rank.dtype)
+    del order
+    labels = np.pad(np.where(mask, markers, 0).astype(np.int32), 1)
+    strides = np.array([int(np.prod(mp.shape[i + 1:], dtype=np.int64)) for i in range(mp.ndim)], np.int64)
+    centre = np.array(structure.shape) // 2
+    offsets = np.array([int(np.dot(o - centre, strides)) for o in np.argwhere(structure) if np.any(o != centre)],
+                       np.int64)
+    flood(rank.ravel(), labels.ravel(), mp.ravel().view(np.uint8), offsets, int(idx.size))
+    return labels[(slice(1, -1),) * mask.ndim]
+
+
+def segment_component(mask: np.ndarray, values: np.ndarray | None, *, config: InstanceConfig,
+                      radii: Sequence[int], structure: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Instances of one connected component.
 
     Parameters
     ----------
-    cls : class ids of the window ``(Z, Y, X)`` or ``(Y, X)``; every voxel, not only ``comp``'s.
-    comp : component numbers to segment (0 = leave alone); each must lie wholly in the window,
-        with one voxel to spare on each side that is not the volume's edge (for ``distance``).
-    values : centre map of the window (``centers`` only).
+    mask : bool, the component's bounding box grown by one voxel on every side that is not the
+        volume's edge (``distance`` needs that ring), True on the component.
+    values : centre map over the same box (``centers``), ignored for ``distance``.
     config : the method and its settings.
-    markers_out : if given, the boolean marker mask is appended to it.
+    radii, structure : :func:`peak_radii` and :func:`neighbourhood` of ``config``.
 
     Returns
     -------
-    ids : int64, window shape, instance ids 1..n (0 elsewhere), numbered in no particular order.
+    ids : ``None`` when the component is one instance, else int32 ids 1..n over the box (0 off it).
     n : the number of instances.
     """
-    out = np.zeros(comp.shape, np.int64)
-    if config.method == "components":
-        present, inv = np.unique(comp, return_inverse=True)
-        inv = inv.reshape(comp.shape)
-        start = 1 if present[0] == 0 else 0
-        return np.where(comp > 0, inv + (1 - start), 0), int(present.size - start)
-    from skimage.segmentation import watershed
-
-    structure = neighbourhood(comp.ndim, config.connectivity)
-    radii = peak_radii(config, comp.ndim)
-    sel = comp > 0
-    classes = np.unique(cls[sel])
     if config.method == "distance":
-        vals = np.zeros(comp.shape, np.float64)
-        for c in classes:
-            in_c = cls == c
-            vals[in_c] = distance_map(cls, int(c), config.spacing)[in_c]
+        v = mask_distance(mask, config.spacing)
     else:
-        vals = values
-    all_peaks = find_peaks(vals, comp, radii=radii, threshold=config.peak_threshold)  # one component at a time
+        v = np.where(mask, np.nan_to_num(np.asarray(values), nan=-np.inf), -np.inf)
+    size = _box(radii)
+    peaks = mask & (v > np.float64(config.peak_threshold))
+    if size != (1,) * mask.ndim:
+        peaks &= v >= ndi.maximum_filter(v, size=size, mode="constant", cval=-np.inf)
+    markers, n = ndi.label(peaks, structure=structure)
+    if n <= 1:  # no marker, or one that floods the whole (connected) component
+        return None, 1
+    del peaks
+    return seeded_flood(v, markers, mask, structure), int(n)
+
+
+def segment_many(comp: np.ndarray, classes_of: np.ndarray, values: np.ndarray | None, *, config: InstanceConfig,
+                 radii: Sequence[int], structure: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`segment_component` of several components at once (many small ones cost one pass).
+
+    Parameters
+    ----------
+    comp : component numbers over a box that holds each of them with its one-voxel ring (0
+        elsewhere; other components must be 0 too).
+    classes_of : class of each component number (``classes_of[0] == 0``).
+    values : centre map over the box (``centers``), ignored for ``distance``.
+    config, radii, structure : as for :func:`segment_component`.
+
+    Returns
+    -------
+    ids : int32 over the box: instance labels (unique over the box) on components with two
+        markers or more, 0 elsewhere.
+    numbers : the component numbers present.
+    markers : the number of markers of each of them (0 and 1 mean one instance).
+    """
+    fg = comp > 0
+    numbers = np.unique(comp[fg])
+    cls = classes_of[comp]
+    present = np.unique(classes_of[numbers])
+    if config.method == "distance":
+        v = np.zeros(comp.shape, np.float64)
+        for c in present:
+            m = cls == c
+            v[m] = mask_distance(m, config.spacing)[m]
+    else:
+        v = np.where(fg, np.nan_to_num(np.asarray(values), nan=-np.inf), -np.inf)
+    peaks = find_peaks(v, comp, radii=radii, threshold=config.peak_threshold)
+    markers = np.zeros(comp.shape, np.int32)
     n = 0
-    for c in classes:
-        mask = sel & (cls == c)
-        comp_c = np.where(mask, comp, 0)
-        markers, nm = ndi.label(all_peaks & mask, structure=structure)
-        ws = watershed(flood_order(vals, mask), markers, mask=mask, connectivity=structure)
-        lost = mask & (ws == 0)  # components without a marker: one instance each
-        if lost.any():
-            _, inv = np.unique(comp_c[lost], return_inverse=True)
-            ws[lost] = nm + 1 + inv.ravel()
-            nm = int(ws.max())
-        out[mask] = ws[mask] + n
-        n += nm
-    if markers_out is not None:
-        markers_out.append(all_peaks)
-    return out, n
+    for c in present:  # per class: plateaus of touching components of two classes stay apart
+        lab, k = ndi.label(peaks & (cls == c), structure=structure)
+        np.copyto(markers, (lab + n).astype(np.int32), where=lab > 0)
+        n += k
+    idx = np.flatnonzero(markers)
+    owner = np.zeros(n + 1, np.int64)
+    owner[markers.ravel()[idx]] = comp.ravel()[idx]
+    counts = np.bincount(np.searchsorted(numbers, owner[1:]), minlength=numbers.size) if n else \
+        np.zeros(numbers.size, np.int64)
+    ids = np.zeros(comp.shape, np.int32)
+    multi = numbers[counts >= 2]
+    if multi.size:
+        sel = np.isin(comp, multi)
+        for c in np.unique(classes_of[multi]):
+            mask = sel & (cls == c)
+            ws = seeded_flood(v, markers, mask, structure)
+            np.copyto(ids, ws, where=mask)
+    return ids, numbers, counts

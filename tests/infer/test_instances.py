@@ -11,6 +11,7 @@ from pointseg_cli.errors import ConfigError, InputError
 from pointseg_cli.infer.instances import InstanceConfig, instances_from_maps, label_instances
 from pointseg_cli.infer.objects import object_table, write_objects_csv
 from pointseg_cli.infer.watershed import find_peaks, neighbourhood, peak_radii
+from pointseg_cli.infer.watershed_reference import reference_instances
 from pointseg_cli.metrics import match_instances
 
 
@@ -59,6 +60,54 @@ def test_streamed_equals_whole_volume(volume, method, max_voxels, slab):
     assert same_partition(out, whole)
     np.testing.assert_array_equal(out, whole)  # ids follow the first voxel, so even the numbers agree
     assert res.n_instances == whole.max() and whole.max() > 5
+
+
+def _specks(cls, seed):
+    """Add single voxels and voxel pairs (the components that skip segmentation) to a class map."""
+    rng = np.random.default_rng(seed)
+    cls = cls.copy()
+    for _ in range(12):
+        p = tuple(int(rng.integers(0, s - 1)) for s in cls.shape)
+        cls[p] = 1 + rng.integers(0, 2)
+        if rng.random() < 0.5:
+            q = list(p)
+            q[-1] += 1
+            cls[tuple(q)] = cls[p]
+    return cls
+
+
+@pytest.mark.parametrize("method", ["components", "distance", "centers"])
+@pytest.mark.parametrize("settings", [
+    {},
+    {"spacing": (1.5, 0.5, 0.5)},
+    {"connectivity": 3, "min_distance": 2.0},
+    {"min_distance": 0.0, "threshold": 0.5},
+])
+def test_fast_path_equals_the_whole_array_reference(volume, method, settings):
+    """The per-component crops (in memory and streamed, with components taller than the buffer
+    and components segmented in the sweep) give the plain whole-array result exactly."""
+    cls, cen, _ = volume
+    cls = _specks(cls, 7)
+    cen = np.round(cen, 1)  # plateaus: equal peak values and ties in the flooding order
+    cen[0, :3, :3] = np.nan
+    cfg = InstanceConfig(method=method, **settings)
+    ref = reference_instances(cls, cen, config=cfg)
+    np.testing.assert_array_equal(label_instances(cls, cen, config=cfg), ref)
+    for max_voxels, slab in ((40 * 40 * 24, 2), (40 * 40 * 40, 5)):
+        out = np.full(cls.shape, 7, np.uint32)  # every voxel is overwritten
+        res = instances_from_maps(cls, cen, out, config=InstanceConfig(method=method, max_voxels=max_voxels,
+                                                                       **settings), slab=slab)
+        assert res.approximate == ()
+        np.testing.assert_array_equal(out, ref)
+        assert res.n_instances == ref.max() and len(res.table) == ref.max()
+
+
+def test_fast_path_equals_the_reference_in_2d():
+    cls, cen, _ = spheres((60, 70), 14, seed=6, radius=(4, 9), classes=2)
+    cls = _specks(cls, 3)
+    for method in ("distance", "centers"):
+        cfg = InstanceConfig(method=method, spacing=(1.0, 0.7))
+        np.testing.assert_array_equal(label_instances(cls, cen, config=cfg), reference_instances(cls, cen, config=cfg))
 
 
 def test_objects_cross_slab_faces(volume):
@@ -240,3 +289,60 @@ def test_object_csv_2d_without_spacing_or_image(tmp_path):
     assert rows[0] == ["id", "class", "y", "x", "y_um", "x_um", "voxels", "y_min", "x_min", "y_max", "x_max",
                        "mean_intensity"]
     assert rows[1] == ["1", "1", "1.5", "2", "", "", "6", "1", "1", "2", "3", ""]
+
+
+@pytest.mark.parametrize("together", [True, False])
+@pytest.mark.parametrize("method", ["distance", "centers"])
+def test_small_components_together_or_alone_equal_the_reference(volume, monkeypatch, method, together):
+    import pointseg_cli.infer.sweep as sweep
+
+    if together:  # every component is small, and one pass over their shared box always wins
+        monkeypatch.setattr(sweep, "BATCH_MIN", 1)
+        monkeypatch.setattr(sweep, "SMALL_BOX", 10**9)
+        monkeypatch.setattr(sweep, "OVERHEAD_VOXELS", 10**9)
+    else:
+        monkeypatch.setattr(sweep, "BATCH_MIN", 10**9)
+    cls, cen, _ = volume
+    cls = _specks(cls, 11)
+    cen = np.round(cen, 1)
+    cfg = InstanceConfig(method=method, spacing=(1.5, 0.5, 0.5))
+    ref = reference_instances(cls, cen, config=cfg)
+    np.testing.assert_array_equal(label_instances(cls, cen, config=cfg), ref)
+    out = np.zeros(cls.shape, np.uint32)
+    instances_from_maps(cls, cen, out, config=InstanceConfig(method=method, spacing=(1.5, 0.5, 0.5),
+                                                             max_voxels=40 * 40 * 24), slab=3)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_chunked_component_lets_the_output_map_drop_its_pages(tmp_path, monkeypatch):
+    """A component too large for one window is written chunk by chunk; each chunk releases the
+    output's mapped pages, so resident memory does not grow with the volume."""
+    import pointseg_cli.infer.bigcomp as bigcomp
+    import pointseg_cli.infer.sweep as sweep
+
+    inside, released = [False], []
+    chunked = bigcomp.segment_in_chunks
+
+    def watched(*args, **kwargs):
+        inside[0] = True
+        chunked(*args, **kwargs)
+        inside[0] = False
+
+    monkeypatch.setattr(bigcomp, "segment_in_chunks", watched)
+    monkeypatch.setattr(sweep, "release_pages", lambda arr: released.append((inside[0], arr)))
+    cls, cen, _ = spheres((40, 32, 32), 25, seed=2, radius=(5, 8))
+    out = np.lib.format.open_memmap(tmp_path / "ids.npy", mode="w+", dtype=np.uint32, shape=cls.shape)
+    res = instances_from_maps(cls, cen, out, config=InstanceConfig(method="centers", max_voxels=32 * 32 * 12))
+    assert res.approximate
+    assert sum(during and a is out for during, a in released) >= 2 * 3  # two passes over several chunks
+
+
+@pytest.mark.parametrize("connectivity", [1, 2, 3])
+def test_sparse_marker_labelling_equals_scipy_label(connectivity):
+    from pointseg_cli.infer.bigcomp import _label_sparse
+
+    mask = np.random.default_rng(connectivity).random((12, 20, 20)) < 0.3
+    structure = neighbourhood(3, connectivity)
+    ref, n = ndi.label(mask, structure)
+    lab, k = _label_sparse(np.argwhere(mask), mask.shape, structure)
+    assert k == n and same_partition(ref[mask], lab)
