@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from pointseg_cli.io.images import write_tiff
 from pointseg_cli.io.points import PointTable, read_points_csv, write_points_csv
 from pointseg_cli.model import build_model
+from pointseg_cli.nets import forward_heads
 from pointseg_cli.train.config import CPU_DEFAULTS, TrainConfig
 from pointseg_cli.train.loop import train
 
@@ -65,6 +66,7 @@ def bare_steps_per_second(config: TrainConfig, *, steps: int, warmup: int, devic
     bsz, k1 = int(config.batch_size or 1), len(config.classes) + 1
     x = torch.randn(bsz, config.channels, *config.crop, device=device)
     y = torch.randint(0, k1, (bsz, *config.crop), device=device)
+    c = torch.rand(bsz, 1, *config.crop, device=device)
     use_amp = config.amp and device.startswith("cuda")
     for i in range(warmup + steps):
         if i == warmup:
@@ -72,8 +74,10 @@ def bare_steps_per_second(config: TrainConfig, *, steps: int, warmup: int, devic
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
         with torch.autocast("cuda", enabled=use_amp):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+            heads = forward_heads(model, x)
+        loss = F.cross_entropy(heads["logits"].float(), y)
+        if "centers" in heads:  # the same centre head as ours, on a random target
+            loss = loss + F.mse_loss(heads["centers"].float(), c)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -125,9 +129,9 @@ def component_times(config: TrainConfig, data: Path, *, steps: int) -> tuple[flo
         dt, batch = made[i]
         t1 = time.perf_counter()
         t0 = t1 - dt
-        logits = model(batch["image"])
+        heads = forward_heads(model, batch["image"])
         t2 = time.perf_counter()
-        out = loss_fn(logits, batch)
+        out = loss_fn(heads["logits"], batch, heads.get("centers"))
         t3 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         out.total.backward()
