@@ -36,6 +36,7 @@ from pointseg_cli.distributed.instances import InstancesDone, instances_task
 from pointseg_cli.distributed.worker import ModelSpec, VolumePlan, plan_volume_task, segment_block_task
 from pointseg_cli.errors import ConfigError, DeviceError, ModelError, PointsegError
 from pointseg_cli.infer.batch import FileResult, SegmentConfig
+from pointseg_cli.infer.options import output_paths
 from pointseg_cli.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,7 @@ _KINDS = {"C": "channel", "Z": "space", "Y": "space", "X": "space"}
 def volume_outputs(out_dir: Path, stem: str, config: SegmentConfig) -> dict[str, Path]:
     """Final outputs of the block mode: ``labels`` (and ``instances``, ``probabilities``) as OME-Zarr,
     ``objects`` CSV, ``preview`` PNG."""
-    paths = {"labels": out_dir / f"{stem}.labels.zarr"}
-    if config.instances != "none":
-        paths["instances"] = out_dir / f"{stem}.instances.zarr"
-        paths["objects"] = out_dir / f"{stem}.objects.csv"
-    if config.probabilities:
-        paths["probabilities"] = out_dir / f"{stem}.probabilities.zarr"
-    if config.preview:
-        paths["preview"] = out_dir / f"{stem}.preview.png"
-    return paths
+    return output_paths(out_dir, stem, config, arrays="zarr")
 
 
 def store_chunks(spatial: Sequence[int], chunks: Sequence[int] | None = None) -> tuple[int, ...]:

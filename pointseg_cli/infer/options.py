@@ -89,19 +89,22 @@ class SegmentOptions:
 
 
 
-def output_paths(out_dir: str | Path, stem: str, options: SegmentOptions) -> dict[str, Path]:
+def output_paths(out_dir: str | Path, stem: str, options: SegmentOptions, *, arrays: str = "tif") -> dict[str, Path]:
     """Final output paths for an input stem: ``labels`` and, when asked, ``instances`` and ``objects``,
     ``probabilities``, ``preview``.
 
-    ``out_dir`` is the output folder; to write beside an input pass the input's folder.
+    ``out_dir`` is the output folder; to write beside an input pass the input's folder. ``arrays``
+    is the format of the labels and instances: ``tif`` (one process) or ``zarr`` (the Dask block
+    mode, which also writes the probabilities as zarr).
     """
     out = Path(out_dir)
-    paths = {"labels": out / f"{stem}.labels.tif"}
+    paths = {"labels": out / f"{stem}.labels.{arrays}"}
     if getattr(options, "instances", "none") != "none":
-        paths["instances"] = out / f"{stem}.instances.tif"
+        paths["instances"] = out / f"{stem}.instances.{arrays}"
         paths["objects"] = out / f"{stem}.objects.csv"
     if options.probabilities:
-        paths["probabilities"] = out / f"{stem}.probabilities.{options.probabilities}"
+        fmt = "zarr" if arrays == "zarr" else options.probabilities
+        paths["probabilities"] = out / f"{stem}.probabilities.{fmt}"
     if options.preview:
         paths["preview"] = out / f"{stem}.preview.png"
     return paths
