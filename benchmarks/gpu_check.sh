@@ -55,7 +55,7 @@ log "GPU tests (pytest -m gpu): exit $?; $(tail -1 "$out/pytest_gpu.txt")"
 # 4. GPU benchmark: ours vs MONAI on the same GPU.
 timeout "${GPU_BENCH_TIMEOUT:-420}" $py benchmarks/segment_bench.py --device cuda > "$out/segment_bench.txt" 2>&1
 log "segment_bench --device cuda: exit $?"
-grep -E "machine|volume|ours|MONAI|ratio|peer|agree" "$out/segment_bench.txt" | sed 's/^/    /' | tee -a "$out/summary.txt"
+grep -E "machine|volume|ours|MONAI|ratio|peer|agree|blending" "$out/segment_bench.txt" | sed 's/^/    /' | tee -a "$out/summary.txt"
 
 echo
 echo "===== gpu_check summary ($out/summary.txt) ====="

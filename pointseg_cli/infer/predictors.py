@@ -12,6 +12,7 @@ predictors without it keep working).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -54,7 +55,6 @@ def _check_batch(batch: np.ndarray, meta: ModelMetadata) -> None:
 
 
 def _import_ort(*, want_cuda: bool) -> Any:
-    import contextlib
     import io
 
     import onnxruntime as ort
@@ -176,6 +176,9 @@ class OrtPredictor:
                 f"{self.path.name} declares outputs {list(self._meta.outputs)} but its graph has {graph_outputs}"
             )
         self._input_dtype = np.float16 if "float16" in inp.type else np.float32
+        self._output_dtypes = {
+            o.name: np.dtype(np.float16 if "float16" in o.type else np.float32) for o in self.session.get_outputs()
+        }
         self._ort = ort
         log.info("onnxruntime session for %s uses %s", self.path.name, active[0])
 
@@ -213,6 +216,40 @@ class OrtPredictor:
         else:
             outs = self.session.run(list(names), {self._input_name: x})
         return [np.asarray(out, dtype=np.float32) for out in outs]
+
+    def predict_device(self, batch: np.ndarray, *, centers: bool = False) -> Any:
+        """One batch's outputs as a torch tensor on the session's device, never copied to the host.
+
+        onnxruntime writes each output straight into a torch tensor (IO binding to its memory):
+        on the CUDA provider the result stays in GPU memory for :class:`DeviceBlender`; on the CPU
+        provider the same code runs on host memory. Returns ``(N, K+1 [+1], *spatial)`` in the
+        graph's output type (float16 for an fp16 export), the centre map as the last channel
+        when ``centers``.
+        """
+        import torch
+
+        _check_batch(batch, self._meta)
+        if centers and not self._meta.has_centers:
+            raise ModelError(f"{self.path.name} has no centre output")
+        x = np.ascontiguousarray(batch, dtype=self._input_dtype)
+        names = ("logits", "centers") if centers else (self._output_name,)
+        channels = {"centers": 1}
+        dev = torch.device("cuda", 0) if self.on_cuda else torch.device("cpu")
+        binding = self.session.io_binding()
+        if self.on_cuda:
+            binding.bind_ortvalue_input(self._input_name, self._ort.OrtValue.ortvalue_from_numpy(x, "cuda", 0))
+        else:
+            binding.bind_cpu_input(self._input_name, x)
+        outs = []
+        for name in names:
+            dtype = self._output_dtypes[name]
+            shape = (x.shape[0], channels.get(name, self._meta.n_outputs), *x.shape[2:])
+            t = torch.empty(shape, dtype=torch.float16 if dtype == np.float16 else torch.float32, device=dev)
+            binding.bind_output(name, dev.type, dev.index or 0, dtype, list(shape), t.data_ptr())
+            outs.append(t)
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()  # written on onnxruntime's stream; torch reads them on its own
+        return outs[0] if len(outs) == 1 else torch.cat([outs[0], outs[1].to(outs[0].dtype)], dim=1)
 
 
 class TorchPredictor:
@@ -278,6 +315,23 @@ class TorchPredictor:
                 ys = run(x)
             names = self._meta.outputs if all_outputs else ("logits",)
             return {name: ys[name].float().cpu().numpy() for name in names}
+
+    def predict_device(self, batch: np.ndarray, *, centers: bool = False) -> Any:
+        """One batch's outputs as a torch tensor on the model's device (see :meth:`OrtPredictor.predict_device`)."""
+        from pointseg_cli.nets.heads import forward_heads
+
+        torch = self._torch
+        _check_batch(batch, self._meta)
+        if centers and not self._meta.has_centers:
+            raise ModelError("the model has no centre output")
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            half = self.precision == "fp16" and self.device.type == "cuda"
+            with torch.autocast("cuda", dtype=torch.float16) if half else contextlib.nullcontext():
+                ys = forward_heads(self.model, x) if centers else {"logits": self.model(x)}
+            if not centers:
+                return ys["logits"]
+            return torch.cat([ys["logits"].float(), ys["centers"].float()], dim=1)
 
 
 def make_predictor(

@@ -23,11 +23,13 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pointseg_cli.errors import ModelError
 from pointseg_cli.infer import pipeline
+from pointseg_cli.infer.device_blend import DeviceBlender, torch_device_for
 from pointseg_cli.infer.pipeline import DONE, STOPPED
 from pointseg_cli.infer.predictors import Predictor
 from pointseg_cli.infer.tiling import TileGrid, pad_to
@@ -80,7 +82,7 @@ RowSink = Callable[[Rows], None]
 class _Blender:
     """Ring buffer of blend-weighted logits, one tile deep along axis 0."""
 
-    def __init__(self, grid: TileGrid, n_out: int, blend: str, edge_trim: int | None) -> None:
+    def __init__(self, grid: TileGrid, n_out: int, blend: str, edge_trim: int | None, *, ring: bool = True) -> None:
         nd = grid.ndim
         self.grid = grid
         self.t0 = grid.tile[0]
@@ -90,7 +92,8 @@ class _Blender:
         if nd == 3:
             inplane = np.multiply.outer(inplane, grid.weight_sum_1d(2, self.windows[2]))
         self.inv_inplane = (1.0 / inplane[tuple(slice(0, s) for s in grid.shape[1:])]).astype(np.float32)
-        self.acc = np.zeros((n_out, self.t0, *grid.padded_shape[1:]), dtype=np.float32)
+        # ring=False: only the windows and weights are wanted (the ring lives on a device)
+        self.acc = np.zeros((n_out, self.t0, *grid.padded_shape[1:]) if ring else (0,), dtype=np.float32)
         self._weights: dict[tuple[int, ...], np.ndarray] = {}
 
     def tile_weight(self, index: tuple[int, ...]) -> np.ndarray:
@@ -162,6 +165,7 @@ def run_stream(
     prefetch: int = 1,
     progress: ProgressCallback | None = None,
     task: str = "tiles",
+    blend_on: str | None = None,
 ) -> int:
     """Run ``predictor`` over ``grid`` and feed finished rows to ``sink`` in order.
 
@@ -196,6 +200,12 @@ def run_stream(
         ``progress(task, done, total)`` after each batch of tiles.
     task : str
         The task name given to ``progress``.
+    blend_on : str, optional
+        Where the tile outputs are blended: ``"host"`` (numpy), or a torch device (``"cuda"``;
+        ``"cpu"`` runs the device code on the host) for a predictor with ``predict_device``, whose
+        outputs then never leave that device until rows are finished. Default: the GPU when the
+        predictor runs on one (:func:`~pointseg_cli.infer.device_blend.torch_device_for`), the host
+        otherwise.
 
     Returns
     -------
@@ -207,7 +217,12 @@ def run_stream(
     want_c = "centers" in outputs
     if want_c and not getattr(predictor.metadata, "has_centers", False):
         raise ModelError("the model has no centre output")
-    blender = _Blender(grid, n_out + int(want_c), blend, edge_trim)
+    dev = torch_device_for(predictor) if blend_on is None else (None if blend_on == "host" else blend_on)
+    if dev is not None and not hasattr(predictor, "predict_device"):
+        raise ModelError(f"blending on {dev} needs a predictor that can leave its outputs there")
+    plan = _Blender(grid, n_out + int(want_c), blend, edge_trim, ring=dev is None)
+    blender = plan if dev is None else DeviceBlender(plan, n_out + int(want_c), dev)
+    log.debug("blending tile outputs on %s", dev or "the host")
     inner = grid.inner_tiles()
     starts0 = grid.starts[0]
     in_dtype = np.dtype(getattr(predictor, "input_dtype", np.float32))
@@ -258,6 +273,9 @@ def run_stream(
             if not emit(s):  # rows before this slab receive no more tiles
                 return
             i0 = starts0.index(s)
+            if dev is not None:
+                blender.add_tiles(s, i0, group, logits)
+                continue
             for (idx, sl), lg in zip(group, logits, strict=True):
                 np.multiply(lg, blender.tile_weight((i0, *idx)), out=lg)
                 blender.add(s, sl, lg)
@@ -277,7 +295,7 @@ def run_stream(
     try:
         while (item := pipeline.get(batches, stop, check)) is not DONE and item is not STOPPED:
             s, group, x = item
-            logits = _run_model(predictor, x, grid, n_out, want_c)
+            logits = _run_model(predictor, x, grid, n_out, want_c, on_device=dev is not None)
             del x
             pipeline.put(blends, (s, group, logits), stop, check)
             done_tiles += len(group)
@@ -292,9 +310,19 @@ def run_stream(
     return done_tiles
 
 
-def _run_model(predictor: Predictor, x: np.ndarray, grid: TileGrid, n_out: int, want_c: bool) -> np.ndarray:
-    """Writable float32 logits ``(N, n_out [+ 1], *tile)`` of one batch; the centre map as the last channel."""
+def _run_model(predictor: Predictor, x: np.ndarray, grid: TileGrid, n_out: int, want_c: bool, *,
+               on_device: bool = False) -> Any:
+    """Writable float32 logits ``(N, n_out [+ 1], *tile)`` of one batch; the centre map as the last channel.
+
+    ``on_device``: a torch tensor on the predictor's device instead (any float type).
+    """
     n = x.shape[0]
+    expected = (n, n_out + int(want_c), *grid.tile)
+    if on_device:
+        out = predictor.predict_device(x, centers=want_c)  # type: ignore[attr-defined]
+        if tuple(out.shape) != expected:
+            raise ModelError(f"model returned outputs of shape {tuple(out.shape)}; expected {expected}")
+        return out
     if want_c:
         both = predictor.predict_all(x)  # type: ignore[attr-defined]
         logits, centers = both["logits"], both["centers"]
@@ -303,7 +331,6 @@ def _run_model(predictor: Predictor, x: np.ndarray, grid: TileGrid, n_out: int, 
         logits = np.concatenate([logits, centers], axis=1)
     else:
         logits = predictor.predict(x)
-    expected = (n, n_out + int(want_c), *grid.tile)
     if logits.shape != expected:
         raise ModelError(f"model returned logits of shape {logits.shape}; expected {expected}")
     if not logits.flags.writeable or logits.dtype != np.float32:
