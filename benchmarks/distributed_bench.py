@@ -107,6 +107,37 @@ def run_case(title: str, inputs: list[Path], voxels: int, args: argparse.Namespa
         print(f"  {'':<26} (cluster start-up {startup:.1f} s, not included)", flush=True)
 
 
+def thread_ceiling(args: argparse.Namespace) -> None:
+    """The model alone with 1 thread and with all cores: how much one process gains from its threads.
+
+    A one-process run already spreads each tile over every core through onnxruntime's intra-op
+    threads. If ``cores`` threads run the model ``s`` times faster than one, then ``cores``
+    single-thread workers can be at most ``cores / s`` times faster than one process (minus their
+    own overhead): that is the ceiling for the many-files case on this machine.
+    """
+    from pointseg_cli.distributed.cluster import available_cores
+    from pointseg_cli.infer.predictors import OrtPredictor
+    from pointseg_cli.zoo import fetch
+
+    cores = available_cores()
+    path = Path(args.model) if Path(args.model).suffix == ".onnx" else Path(fetch(args.model))
+    rates = {}
+    for threads in sorted({1, cores}):
+        pred = OrtPredictor(path, device="cpu", threads=threads)
+        x = np.random.default_rng(0).random((1, pred.metadata.channels, *pred.metadata.tile), dtype=np.float32)
+        pred.predict(x)  # warm-up
+        best = float("inf")
+        for _ in range(5):
+            t = time.perf_counter()
+            pred.predict(x)
+            best = min(best, time.perf_counter() - t)
+        rates[threads] = x[0, 0].size / best / 1e6
+    speedup = rates[cores] / rates[1]
+    print(f"model only ({path.name}, tile {pred.metadata.tile}, best of 5): 1 thread {rates[1]:.3f} Mvox/s, "
+          f"{cores} threads {rates[cores]:.3f} Mvox/s ({speedup:.2f}x); so {cores} one-thread workers can reach "
+          f"at most {cores / speedup:.2f}x one process", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="nuclei-3d")
@@ -127,6 +158,7 @@ def main() -> None:
     volume_log.setLevel(logging.INFO)
     volume_log.addHandler(handler)
     work = Path(tempfile.mkdtemp(prefix="pointseg-dask-bench-"))
+    thread_ceiling(args)
     try:
         if not args.skip_files:
             (work / "files").mkdir()
