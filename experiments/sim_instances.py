@@ -8,9 +8,15 @@ predicted objects are matched one to one with the ground-truth granules of that 
 (``pointseg_cli.metrics.match_instances_per_class``; ground truth: the demo's instance ids and
 class map). Counts are pooled over the test volumes; the table gives mean ± std over seeds.
 
+``--model NAME=PATH`` scores one more model (e.g. the registered ``granules-3d-sim``) on the test
+volumes of ``--test``/``--raw`` (default: the first WORK folder's), and ``--instances`` picks the
+instance method (``centers`` for a model with a centre head).
+
 Usage (from the repository root)::
 
     python experiments/sim_instances.py runs/reproduce [more WORK folders ...] --out runs/sim-instances.md
+    python experiments/sim_instances.py --model granules-3d-sim=models/granules-3d-sim.onnx --instances centers \
+        --test runs/granules/test --raw runs/granules/sim --out runs/granules/instances.md
 """
 
 from __future__ import annotations
@@ -37,20 +43,19 @@ def _gt_instances(raw: Path, stem: str) -> Path:
     return path if path.is_file() else raw / f"{stem}.labels.tif"
 
 
-def score_run(rdir: Path, base: Path) -> dict[str, float]:
-    """Segment the test split with the run's model; per-class instance F1 pooled over the volumes."""
-    pred = rdir / "pred-instances"
+def score_run(model: Path, test: Path, raw: Path, pred: Path, method: str = "distance") -> dict[str, float]:
+    """Segment the test volumes with ``model``; per-class instance F1 pooled over the volumes."""
     subprocess.run(
-        [sys.executable, "-m", "pointseg_cli", "--quiet", "segment", str(base / "test"), "--model",
-         str(rdir / "model.onnx"), "--out-dir", str(pred), "--instances", "distance", "--overwrite"],
+        [sys.executable, "-m", "pointseg_cli", "--quiet", "segment", str(test), "--model",
+         str(model), "--out-dir", str(pred), "--instances", method, "--overwrite"],
         check=True,
     )  # fmt: skip
     per_class: dict[int, list] = {}
-    for image in sorted((base / "test").glob("*.tif")):
+    for image in sorted(test.glob("*.tif")):
         stem = image.name[: -len(".tif")]
         scores = match_instances_per_class(
-            read_image(pred / f"{stem}.instances.tif"), read_image(_gt_instances(base / "raw", stem)),
-            read_image(pred / f"{stem}.labels.tif"), read_image(base / "raw" / f"{stem}.classes.tif"),
+            read_image(pred / f"{stem}.instances.tif"), read_image(_gt_instances(raw, stem)),
+            read_image(pred / f"{stem}.labels.tif"), read_image(raw / f"{stem}.classes.tif"),
         )  # fmt: skip
         for c, s in scores.items():
             per_class.setdefault(c, []).append(s)
@@ -59,20 +64,37 @@ def score_run(rdir: Path, base: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("work", nargs="+", type=Path, help="working folders of reproduce.py (holding synth-sim/)")
+    p.add_argument("work", nargs="*", type=Path, help="working folders of reproduce.py (holding synth-sim/)")
     p.add_argument("--out", type=Path, required=True, help="Markdown table to write (JSON beside it)")
+    p.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="one more model to score")
+    p.add_argument("--test", type=Path, help="test volumes for --model (default: WORK/synth-sim/test)")
+    p.add_argument("--raw", type=Path, help="ground truth: <stem>.masks.tif, .classes.tif (WORK/synth-sim/raw)")
+    p.add_argument("--instances", default="distance", choices=("distance", "centers", "components"))
     a = p.parse_args(argv)
+    if not a.work and not a.model:
+        p.error("give WORK folders and/or --model NAME=PATH")
+    if a.model and not a.work and (a.test is None or a.raw is None):
+        p.error("--model without a WORK folder needs --test and --raw")
     results: dict[str, list[dict]] = {}
     for work in a.work:
         base = work / "synth-sim"
         for model in sorted(base.glob("runs/*/seed*/model.onnx")):
             row = ROW_NAMES.get(model.parent.parent.name, model.parent.parent.name)
-            f1 = score_run(model.parent, base)
+            f1 = score_run(model, base / "test", base / "raw", model.parent / "pred-instances", a.instances)
             results.setdefault(row, []).append({"seed": int(model.parent.name[4:]), "f1": f1})
             print(row, model.parent.name, {k: round(v, 3) for k, v in f1.items()}, flush=True)
+    for item in a.model:
+        name, _, path = item.partition("=")
+        if not path:
+            p.error(f"--model wants NAME=PATH; got {item!r}")
+        test = a.test or a.work[0] / "synth-sim" / "test"
+        raw = a.raw or a.work[0] / "synth-sim" / "raw"
+        f1 = score_run(Path(path), test, raw, a.out.parent / f"pred-{name}", a.instances)
+        results.setdefault(name, []).append({"seed": 0, "f1": f1})
+        print(name, {k: round(v, 3) for k, v in f1.items()}, flush=True)
     lines = ["| row | " + " | ".join(f"F1 {c}" for c in SIM_CLASSES) + " | mean | runs |",
              "|" + "---|" * (len(SIM_CLASSES) + 3)]  # fmt: skip
-    for row in ROW_NAMES.values():
+    for row in [*ROW_NAMES.values(), *(m.partition("=")[0] for m in a.model)]:
         runs = results.get(row)
         if not runs:
             continue
