@@ -15,11 +15,17 @@ where two classes tie to rounding (different summation order on the device).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
 from pointseg_cli.infer.tiling import TileGrid
+
+log = logging.getLogger(__name__)
+
+#: Finished rows turned into outputs at a time (bounds the device memory of ``finish``).
+FINISH_PLANES = 4
 
 
 def torch_device_for(predictor: Any) -> str | None:
@@ -30,12 +36,17 @@ def torch_device_for(predictor: Any) -> str | None:
     """
     if not hasattr(predictor, "predict_device"):
         return None
-    if getattr(predictor, "on_cuda", False):
-        return "cuda"
     dev = getattr(predictor, "device", None)
-    if dev is not None and getattr(dev, "type", None) == "cuda":
-        return "cuda"
-    return None
+    if getattr(dev, "type", None) == "cuda":  # a PyTorch model: its own device
+        return str(dev)
+    if not getattr(predictor, "on_cuda", False):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():  # onnxruntime-gpu beside a CPU-only torch build
+        log.info("torch cannot use CUDA here: tile outputs are blended on the host")
+        return None
+    return "cuda:0"  # onnxruntime's CUDA provider runs on device 0 (of the visible ones)
 
 
 class DeviceBlender:
@@ -94,24 +105,31 @@ class DeviceBlender:
 
         torch = self._torch
         n = hi - lo
-        crop = tuple(slice(0, s) for s in self.grid.shape[1:])
-        ring = torch.as_tensor([(lo + j) % self.t0 for j in range(n)], device=self.device)
-        block = self.acc.index_select(1, ring)[(slice(None), slice(None), *crop)]  # (n_total, n, *crop)
-        logits = block[:n_out]
-        labels = logits.argmax(dim=0).to(torch.uint8).cpu().numpy()
-        want_p, want_l = "probabilities" in outputs, "logits" in outputs
-        want_c = block.shape[0] > n_out
-        probs = norm_logits = centers = None
-        if want_p or want_l or want_c:
-            inv0 = torch.from_numpy(1.0 / self.wsum0[lo:hi]).to(self.device)
-            scale = self.inv_inplane[None] * inv0.reshape(n, *([1] * (self.grid.ndim - 1)))  # (n, *crop)
-            if want_c:
-                centers = (block[n_out] * scale).cpu().numpy()
-            if want_p or want_l:
-                norm = logits * scale[None]
-                if want_l:
-                    norm_logits = norm.cpu().numpy()
-                if want_p:
-                    probs = torch.softmax(norm, dim=0).to(torch.float16).cpu().numpy()
-        self.acc.index_fill_(1, ring, 0.0)
+        shape = self.grid.shape[1:]
+        crop = tuple(slice(0, s) for s in shape)
+        n_total = self.acc.shape[0]
+        want_p, want_l, want_c = "probabilities" in outputs, "logits" in outputs, n_total > n_out
+        labels = np.empty((n, *shape), np.uint8)
+        probs = np.empty((n_out, n, *shape), np.float16) if want_p else None
+        norm_logits = np.empty((n_out, n, *shape), np.float32) if want_l else None
+        centers = np.empty((n, *shape), np.float32) if want_c else None
+        for j0 in range(0, n, FINISH_PLANES):  # a few planes at a time: bounded device memory
+            j1 = min(n, j0 + FINISH_PLANES)
+            ring = torch.as_tensor([(lo + j) % self.t0 for j in range(j0, j1)], device=self.device)
+            block = self.acc.index_select(1, ring)[(slice(None), slice(None), *crop)]  # (n_total, m, *crop)
+            logits = block[:n_out]
+            labels[j0:j1] = logits.argmax(dim=0).to(torch.uint8).cpu().numpy()
+            if want_p or want_l or want_c:
+                inv0 = torch.from_numpy(1.0 / self.wsum0[lo + j0 : lo + j1]).to(self.device)
+                scale = self.inv_inplane[None] * inv0.reshape(j1 - j0, *([1] * (self.grid.ndim - 1)))
+                if want_c:
+                    centers[j0:j1] = (block[n_out] * scale).cpu().numpy()
+                if want_p or want_l:
+                    norm = logits * scale[None]
+                    if want_l:
+                        norm_logits[:, j0:j1] = norm.cpu().numpy()
+                    if want_p:
+                        probs[:, j0:j1] = torch.softmax(norm, dim=0).to(torch.float16).cpu().numpy()
+            del block, logits
+            self.acc.index_fill_(1, ring, 0.0)
         return Rows(lo, labels, probs, norm_logits, centers)

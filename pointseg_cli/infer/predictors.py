@@ -247,6 +247,10 @@ class OrtPredictor:
             t = torch.empty(shape, dtype=torch.float16 if dtype == np.float16 else torch.float32, device=dev)
             binding.bind_output(name, dev.type, dev.index or 0, dtype, list(shape), t.data_ptr())
             outs.append(t)
+        if self.on_cuda:
+            # torch may hand out memory that kernels queued on its stream (blending the previous
+            # batch) still read; onnxruntime writes on its own stream, unordered with them.
+            torch.cuda.current_stream(dev).synchronize()
         self.session.run_with_iobinding(binding)
         binding.synchronize_outputs()  # written on onnxruntime's stream; torch reads them on its own
         return outs[0] if len(outs) == 1 else torch.cat([outs[0], outs[1].to(outs[0].dtype)], dim=1)

@@ -92,6 +92,12 @@ def test_on_the_cpu_blending_stays_on_the_host(tmp_path):
 
     assert torch_device_for(NoDevice()) is None
 
+    class OrtGpuBesideCpuTorch(NoDevice):  # onnxruntime on CUDA, torch without it: blend on the host, no crash
+        def predict_device(self, batch, *, centers=False): ...
+
+    expected = "cuda:0" if torch.cuda.is_available() else None
+    assert torch_device_for(OrtGpuBesideCpuTorch()) == expected
+
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
