@@ -158,7 +158,8 @@ def command(
         None, "--center-sigma", help="Sigma in pixels of the fixed centre target (fallback of adaptive) [2]."
     ),
     bg_weight: float = typer.Option(
-        None, "--bg-weight", help="Weight of boundary background pixels [0.1 in 2D, 0 in 3D]."
+        None, "--bg-weight",
+        help="Weight of boundary background pixels [0.1 in 2D; 3D: 0, or 0.02 without obj and masks].",
     ),
     point_radius: int = typer.Option(None, "--point-radius", help="Label a ball of this radius per point [0]."),
     img_margin: int = typer.Option(

@@ -43,6 +43,9 @@ DEFAULT_BATCH = {2: 64, 3: 20}
 #: region-boundary surfaces outnumber the clicks and a quarter of them lie inside touching nuclei
 #: (docs/results.md: with 0.02 validation IoU fell from 0.73 to 0.57 over 300 steps, with 0 it rose).
 DEFAULT_BG_WEIGHT = {2: 0.1, 3: 0.0}
+# 3D runs without the objectness loss and without masks: the boundary background is their only
+# background label, so it cannot default to 0 there
+POINTS_ONLY_BG_WEIGHT_3D = 0.02
 #: CPU-sized settings that a run on the CPU takes for every one of them the user did not set: the
 #: paper's ResNet-50 with 64 crops per step would take about a day on a CPU, these a few minutes
 #: to an hour (docs/training.md, "Training on a CPU").
@@ -62,7 +65,8 @@ class TrainConfig:
     """Settings of one training run (see ``pointseg train --help`` for each option).
 
     ``crop`` and ``batch_size`` left as ``None`` take the paper's defaults for ``ndim``
-    (2D 128×128 / 64, 3D 32×64×64 / 20); ``bg_weight`` left as ``None`` is 0.1 in 2D and 0 in 3D.
+    (2D 128×128 / 64, 3D 32×64×64 / 20); ``bg_weight`` left as ``None`` is 0.1 in 2D and 0 in 3D
+    (0.02 in 3D when neither the objectness loss nor masks give a background label).
     ``lambdas`` are (λ_point, λ_obj, λ_img); ``center_weight`` is λ_center of the centre-map loss,
     which (with the network's centre head) exists when ``"center"`` is in ``losses`` — configs
     saved before it existed list no ``center`` and keep a network without the head.
@@ -175,7 +179,8 @@ class TrainConfig:
             raise ConfigError(f"lambdas must be three non-negative numbers (point, obj, img); got {list(lambdas)}")
         set_(self, "lambdas", lambdas)
         if self.bg_weight is None:
-            set_(self, "bg_weight", DEFAULT_BG_WEIGHT[self.ndim])
+            points_only = self.ndim == 3 and "obj" not in self.losses and self.supervision != "masks"
+            set_(self, "bg_weight", POINTS_ONLY_BG_WEIGHT_3D if points_only else DEFAULT_BG_WEIGHT[self.ndim])
         if not (math.isfinite(self.bg_weight) and self.bg_weight >= 0):
             raise ConfigError(f"bg_weight must be >= 0; got {self.bg_weight}")
         if self.point_radius < 0:
@@ -281,3 +286,19 @@ def _positive_int(name: str, value: Any) -> None:
 def _positive_float(name: str, value: Any) -> None:
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ConfigError(f"{name} must be a positive number; got {value!r}")
+
+
+def check_background_label(config: TrainConfig) -> None:
+    """Refuse a new run in which no pixel is ever labelled background.
+
+    Without the objectness loss and without masks, the boundary background (``bg_weight``) is the
+    only background label; at weight 0 nothing stops the network from calling every pixel an
+    object, and the result looks like a segmentation. Saved configurations are not checked, so
+    existing runs still resume and export.
+    """
+    if config.bg_weight == 0 and "obj" not in config.losses and config.supervision != "masks":
+        raise ConfigError(
+            f"losses {','.join(config.losses)} with bg_weight 0 label no pixel as background "
+            "(the network can learn to call everything an object); expected bg_weight > 0 "
+            f"(e.g. {POINTS_ONLY_BG_WEIGHT_3D}) or the obj loss"
+        )

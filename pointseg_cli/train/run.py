@@ -20,7 +20,13 @@ from pointseg_cli.errors import ConfigError, InputError, PointsError
 from pointseg_cli.io.images import find_images, image_stem, read_info
 from pointseg_cli.io.points import PointTable, read_points_csv
 from pointseg_cli.progress import ProgressCallback
-from pointseg_cli.train.config import CPU_DEFAULTS, DIMENSION_ARCH, TrainConfig, default_normalization
+from pointseg_cli.train.config import (
+    CPU_DEFAULTS,
+    DIMENSION_ARCH,
+    TrainConfig,
+    check_background_label,
+    default_normalization,
+)
 from pointseg_cli.train.loop import EpochInfo, StepInfo, TrainResult, train
 
 log = logging.getLogger(__name__)
@@ -135,6 +141,7 @@ def resolve_config(
     config = TrainConfig(
         ndim=data.ndim, channels=data.channels, classes=data.classes, **{**given, "device": device}
     )
+    check_background_label(config)
     return config, applied
 
 
@@ -199,6 +206,8 @@ def run_train(
         points = read_points_csv(points, classes=order)
     if isinstance(settings, TrainConfig):
         config, applied = settings, {}
+        if saved is None:
+            check_background_label(config)
     else:
         config, applied = resolve_config(settings, points, images, device=device, saved=saved, stain=stain)
     if applied:

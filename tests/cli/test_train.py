@@ -58,6 +58,7 @@ def test_tiny_run_writes_run_dir_and_summary(runner, data) -> None:
         (["--lambdas", "1,x,1"], "--lambdas must be numbers"),
         (["--device", "tpu"], "device must be one of"),
         (["--val-masks", "/no/such/dir"], "--val-masks folder"),
+        (["--losses", "pce", "--bg-weight", "0"], "label no pixel as background"),
     ],
 )
 def test_bad_options_exit_2(runner, data, extra, message) -> None:

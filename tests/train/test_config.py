@@ -82,6 +82,28 @@ def test_boundary_background_weight_defaults_per_dimensionality() -> None:
     assert TrainConfig(arch="unet3d", ndim=3, classes=("c",), bg_weight=0.02).bg_weight == 0.02
 
 
+def test_3d_points_only_runs_keep_a_background_label() -> None:
+    from pointseg_cli.train.config import check_background_label
+
+    # without obj and masks the boundary background is the only background label: not 0 by default
+    pce = TrainConfig(arch="unet3d", ndim=3, classes=("c",), losses=("pce", "img"))
+    assert pce.bg_weight == 0.02
+    check_background_label(pce)
+    masks = TrainConfig(arch="unet3d", ndim=3, classes=("c",), losses=("pce",), supervision="masks", masks_dir="m")
+    assert masks.bg_weight == 0.0
+    check_background_label(masks)
+    check_background_label(TrainConfig(arch="unet3d", ndim=3, classes=("c",)))  # obj labels background
+    # set to 0 by hand: refused for a new run, with what was expected
+    zero = TrainConfig(arch="unet3d", ndim=3, classes=("c",), losses=("pce",), bg_weight=0.0)
+    expected = r"losses pce with bg_weight 0 label no pixel as background.*expected bg_weight > 0"
+    with pytest.raises(ConfigError, match=expected):
+        check_background_label(zero)
+    with pytest.raises(ConfigError, match="label no pixel as background"):
+        check_background_label(TrainConfig(classes=("c",), losses=("pce", "img"), bg_weight=0.0))
+    # a saved configuration with that setting still loads (export and resume of old runs)
+    assert TrainConfig.from_dict(zero.to_dict()) == zero
+
+
 def test_center_loss_is_on_by_default_and_old_configs_keep_no_head() -> None:
     from pointseg_cli.model import NetConfig
 
