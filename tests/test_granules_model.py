@@ -18,6 +18,7 @@ def test_registered_embedded_and_not_a_default() -> None:
     meta = read_model_metadata(resolve_model("granules-3d-sim", kind="3d"))
     assert meta.classes == tuple(SIM_CLASSES) and meta.ndim == 3 and meta.channels == 1
     assert meta.normalization["equalize"] is True  # segment equalises like the training did
+    assert meta.has_centers  # segment's default instances use the centre map, not the watershed fallback
 
 
 def test_segments_a_sim_volume_by_name(runner, tmp_path) -> None:
