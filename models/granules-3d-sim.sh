@@ -15,7 +15,7 @@ pointseg --quiet demo-data "$work/sim" --kind 3d-sim --n 8 --size 24x192x192 --s
 for i in 004 005 006 007; do cp "$work/sim/sim_$i.classes.tif" "$work/masks/sim_$i.labels.tif"; done
 for i in 006 007; do ln -sf "$(realpath "$work/sim/sim_$i.tif")" "$work/test/sim_$i.tif"; done
 pointseg --quiet train "$work/sim/points.trainval.csv" "$work/sim" --out "$work/run" --arch unet3d \
-  --base-filters 8 --filter-growth 2 --crop 16,64,64 --batch-size 4 --equalize --w 14 \
+  --base-filters 8 --filter-growth 2 --crop 16,64,64 --batch-size 4 --equalize --w 14 --img-scale crop \
   --max-steps "$steps" --steps-per-epoch 50 --epochs 1000 --val-images sim_004,sim_005 \
   --val-masks "$work/masks" --classes "$classes" --device auto --seed 0
 pointseg --quiet export "$work/run" --out "$work/granules-3d-sim.onnx" --precision fp16

@@ -169,8 +169,8 @@ def command(
     ),
     img_scale: str = typer.Option(
         None, "--img-scale",
-        help="L_img weight: crop (each crop's L_img weighs like the whole L_point, the default) or point "
-        "(like one clicked pixel, the balance of a summed point loss; helps with several classes) [crop].",
+        help="L_img weight: crop (each crop's L_img weighs like the whole L_point) or point (like one "
+        "clicked pixel, the balance of a summed point loss) [crop with one class, point with several].",
     ),
     beta: str = typer.Option(None, "--beta", help="L_obj class weights background,object [1,0.5]."),
     objectness: str = typer.Option(

@@ -117,3 +117,16 @@ def test_center_loss_is_on_by_default_and_old_configs_keep_no_head() -> None:
     old["losses"] = ["pce", "img", "obj"]
     restored = TrainConfig.from_dict(old)
     assert restored.losses == ("pce", "img", "obj") and not has_center_head(restored)
+
+
+def test_img_scale_defaults_to_crop_for_one_class_and_point_for_several(tmp_path) -> None:
+    assert TrainConfig().img_scale == "crop"
+    assert TrainConfig(classes=("a", "b", "c")).img_scale == "point"
+    assert TrainConfig(classes=("a", "b"), img_scale="crop").img_scale == "crop"  # an explicit choice stays
+    # the resolved value is saved, so a run resumes with the weighting it was trained with
+    path = TrainConfig(classes=("a", "b")).to_json(tmp_path / "config.json")
+    assert TrainConfig.from_json(path).img_scale == "point"
+    # configs saved before the option existed weighted L_img per crop, whatever the classes
+    old = TrainConfig(classes=("a", "b")).to_dict()
+    del old["img_scale"]
+    assert TrainConfig.from_dict(old).img_scale == "crop"

@@ -152,7 +152,8 @@ def test_img_scale_point_weighs_each_crops_l_img_like_one_clicked_pixel() -> Non
     sparse[0, 0, 0], sparse[0, 1, 1], sparse[1, 2, 2] = 1, 2, 1  # 3 clicks
     sparse[:, 3, :] = 0  # 8 boundary pixels, weight 0.5 each: sum alpha = 3 + 4 = 7
     batch = {"sparse": sparse, "present": torch.tensor([[True, True], [True, False]])}
-    cfg = TrainConfig(classes=("a", "b"), losses=("pce", "img"), lambdas=(1.0, 1.0, 2.0), bg_weight=0.5)
+    cfg = TrainConfig(classes=("a", "b"), losses=("pce", "img"), lambdas=(1.0, 1.0, 2.0), bg_weight=0.5,
+                      img_scale="crop")
     crop = PointSupervisionLoss(cfg)(logits, batch)
     point = PointSupervisionLoss(cfg.replace(img_scale="point"))(logits, batch)
     assert point.terms == crop.terms  # the logged L_img is the same
