@@ -68,6 +68,10 @@ def _flags(text: str) -> tuple[str, ...]:
 
 _FPN_TRAIN = _flags("--arch fpn --encoder resnet18 --crop 128,128 --batch-size 16 --epochs 20 --steps-per-epoch 25")
 _FPN_QUICK = _flags("--arch fpn --encoder resnet18 --crop 64,64 --batch-size 2 --epochs 1 --steps-per-epoch 3")
+#: The tables weight L_img per crop, the training default for every data set when they were made;
+#: today's default with several classes is per point, so the multi-class sets pin crop (a row's own
+#: flags and --train-args come later and override it, e.g. "Ours (img-scale point)").
+_IMG_CROP = _flags("--img-scale crop")
 
 SETUPS = {
     "synth3d": Setup(
@@ -78,21 +82,18 @@ SETUPS = {
         size="48x128x128", quick_size="24x64x64",
     ),
     "bbbc007": Setup("bbbc007", "BBBC007 fluorescence nuclei, 2D (FPN)", (10, 2, 2), _FPN_TRAIN, _FPN_QUICK),
-    # The tables weight L_img per crop, the training default for every data set when they were made;
-    # today's default with several classes is per point, so the multi-class sets pin crop (a row's own
-    # flags and --train-args come later and override it, e.g. "Ours (img-scale point)").
     "synth-he": Setup(
-        "synth-he", "Synthetic 2D H&E, 3 nucleus classes (FPN)", (10, 2, 2), (*_FPN_TRAIN, "--img-scale", "crop"),
-        (*_FPN_QUICK, "--img-scale", "crop"), size="256x256", quick_size="128,128",
+        "synth-he", "Synthetic 2D H&E, 3 nucleus classes (FPN)", (10, 2, 2), _FPN_TRAIN + _IMG_CROP,
+        _FPN_QUICK + _IMG_CROP, size="256x256", quick_size="128,128",
     ),
     # the paper's SIM preprocessing: histogram equalisation (network and objectness), anisotropic
     # diffusion before the objectness; the growing takes the voxel size recorded in the files
     "synth-sim": Setup(
         "synth-sim", "Synthetic 3D SIM granules, 3 classes (3D U-Net)", (4, 2, 2),
         _flags("--arch unet3d --base-filters 8 --filter-growth 2 --crop 16,64,64 --batch-size 4 "
-               "--epochs 20 --steps-per-epoch 25 --equalize --img-scale crop"),
+               "--epochs 20 --steps-per-epoch 25 --equalize") + _IMG_CROP,
         _flags("--arch unet3d --base-filters 4 --crop 16,32,32 --batch-size 2 --epochs 1 --steps-per-epoch 3 "
-               "--equalize --diffuse 2 --img-scale crop"),
+               "--equalize --diffuse 2") + _IMG_CROP,
         size="24x192x192", quick_size="16x96x96",
     ),
 }  # fmt: skip
